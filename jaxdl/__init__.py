@@ -1,0 +1,25 @@
+"""jaxdl: train neural networks the JAX way, from Python or the `jaxdl` command."""
+
+__version__ = "0.1.0"
+
+from jaxdl.api import evaluate, fit, predict
+from jaxdl.config import default_config
+from jaxdl.errors import InputError
+from jaxdl.loop import History
+from jaxdl.models import MLP
+from jaxdl.run import train_and_evaluate
+from jaxdl.state import TrainState, params_sha256
+
+__all__ = [
+    "MLP",
+    "History",
+    "InputError",
+    "TrainState",
+    "__version__",
+    "default_config",
+    "evaluate",
+    "fit",
+    "params_sha256",
+    "predict",
+    "train_and_evaluate",
+]

@@ -1,0 +1,173 @@
+"""The Keras-like entry points for Python users: `fit`, `evaluate`, `predict`.
+
+    import jaxdl
+    model = jaxdl.MLP(hidden=(12, 8), num_outputs=1, output_activation="sigmoid")
+    state, history = jaxdl.fit(model, (x_train, y_train), epochs=150, batch_size=10,
+                               validation_data=(x_test, y_test))
+    jaxdl.evaluate(state, (x_test, y_test))   # {"loss": ..., "accuracy": ..., ...}
+    jaxdl.predict(state, x_new)               # sigmoid outputs in (0, 1)
+"""
+
+from collections.abc import Mapping
+
+import flax.linen as nn
+import jax
+import numpy as np
+import optax
+
+from jaxdl import data, losses, models, optim, state as state_lib
+from jaxdl.errors import InputError
+from jaxdl.loop import Evaluator, History, predict as predict_batches, train
+from jaxdl.state import TrainState
+from jaxdl.writers import Progress
+
+
+def _dataset(value, *, argument: str, split: str) -> data.ArrayDataset:
+    """A dataset from (X, y) arrays or an embedded dataset's name (its `split`)."""
+    if isinstance(value, str):
+        splits = data.load(value)
+        return splits.train if split == "train" else splits.test
+    if isinstance(value, data.ArrayDataset):
+        return value
+    if isinstance(value, (tuple, list)) and len(value) == 2:
+        return data.from_arrays(value[0], value[1], argument=argument)
+    raise InputError(
+        f"{argument}={type(value).__name__}: expected a pair of arrays (X, y) or a dataset name "
+        f"({', '.join(data.EMBEDDED)})"
+    )
+
+
+def _check_model(model) -> None:
+    if not isinstance(model, nn.Module) or not hasattr(model, "output_activation"):
+        raise InputError(
+            f"model={type(model).__name__}: expected a Flax module with `num_outputs` and "
+            "`output_activation`, such as jaxdl.MLP(...)"
+        )
+    if isinstance(model, models.MLP):
+        models.check_mlp(model)
+
+
+def fit(
+    model: nn.Module,
+    train_data,
+    epochs: int = 150,
+    batch_size: int = 10,
+    optimizer: str | Mapping | optax.GradientTransformation = "adam",
+    loss: str = "binary_crossentropy",
+    validation_data=None,
+    *,
+    seed: int = 0,
+    shuffle: bool = True,
+    drop_remainder: bool = False,
+    verbose: bool = True,
+) -> tuple[TrainState, History]:
+    """Trains `model` on `train_data`, the way Keras's `model.fit` does.
+
+    Args:
+      model: a Flax module such as `jaxdl.MLP(...)`.
+      train_data: a pair of arrays `(X, y)`, or an embedded dataset's name
+        ("breast_cancer", "digits"), whose scaled train split is used.
+      epochs: passes over the training data.
+      batch_size: examples per step. When it does not divide the data, the
+        last batch of each epoch is padded and the padding masked out (see
+        `drop_remainder`).
+      optimizer: a name ("adam", "adamw", "rmsprop", "sgd"), a mapping of
+        settings such as `{"name": "sgd", "learning_rate": 0.1}` (see
+        `jaxdl.optim.DEFAULTS`), or an optax optimizer.
+      loss: "binary_crossentropy", "categorical_crossentropy" (integer
+        labels) or "mean_squared_error".
+      validation_data: `(X, y)` evaluated after every epoch; with a dataset
+        name as `train_data`, also "test" for that dataset's test split.
+      seed: fixes the initial weights, dropout and the order of examples.
+      shuffle: shuffle the examples every epoch.
+      drop_remainder: drop the last partial batch of each epoch instead.
+      verbose: show per-epoch progress.
+
+    Returns:
+      `(state, history)`: the trained `TrainState` and the per-epoch metrics.
+
+    Raises:
+      InputError: for bad arguments or data, before anything compiles.
+    """
+    _check_model(model)
+    loss_obj = losses.get(loss)
+    losses.check_head(loss_obj, model.num_outputs, model.output_activation)
+    train_set = _dataset(train_data, argument="train_data", split="train")
+    if validation_data == "test":
+        if not isinstance(train_data, str):
+            raise InputError("validation_data='test' needs a dataset name as train_data")
+        val_set = _dataset(train_data, argument="validation_data", split="test")
+    else:
+        val_set = None if validation_data is None else _dataset(validation_data, argument="validation_data", split="test")
+    for name, dataset in (("train_data", train_set), ("validation_data", val_set)):
+        if dataset is not None:
+            models.check_features(model, dataset.x.shape, argument=f"{name} features")
+            losses.check_labels(loss_obj, dataset.y, model.num_outputs, argument=f"{name} labels")
+    if val_set is not None and val_set.x.shape[1:] != train_set.x.shape[1:]:
+        raise InputError(
+            f"validation_data features have shape {val_set.x.shape[1:]} per example, "
+            f"but train_data has {train_set.x.shape[1:]}"
+        )
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise InputError(f"epochs={epochs!r}: expected an integer >= 1")
+    data.check_batch_size(batch_size, len(train_set), argument="batch_size")
+    steps = data.steps_per_epoch(len(train_set), batch_size, drop_remainder=drop_remainder)
+    if isinstance(optimizer, optax.GradientTransformation):
+        tx = optimizer
+    else:
+        settings = {"name": optimizer} if isinstance(optimizer, str) else dict(optimizer)
+        tx = optim.build(settings, total_steps=steps * epochs)
+
+    initial = state_lib.create(model, tx, rng=jax.random.PRNGKey(seed), input_shape=train_set.x.shape[1:])
+    return train(
+        initial,
+        train_set,
+        loss=loss_obj,
+        epochs=epochs,
+        batch_size=batch_size,
+        seed=seed,
+        shuffle=shuffle,
+        drop_remainder=drop_remainder,
+        eval_data=val_set,
+        progress=Progress(epochs, quiet=not verbose),
+    )
+
+
+def _check_inputs(state: TrainState, x: np.ndarray, *, argument: str) -> None:
+    if tuple(x.shape[1:]) != tuple(state.input_shape):
+        raise InputError(
+            f"{argument} have shape {tuple(x.shape[1:])} per example, but the model was trained on "
+            f"{tuple(state.input_shape)}"
+        )
+
+
+def evaluate(state: TrainState, data_or_name, *, loss: str | None = None, batch_size: int = 1024) -> dict[str, float]:
+    """Loss and metrics of a trained state on `(X, y)` or a dataset name's test split.
+
+    Args:
+      state: a trained state, as `fit` returns.
+      data_or_name: `(X, y)`, or an embedded dataset's name.
+      loss: the loss to report; by default the one the model's output layer
+        implies (sigmoid: binary cross-entropy, softmax: categorical).
+      batch_size: examples per evaluation call.
+
+    Returns:
+      loss and accuracy; for binary tasks also precision, recall and auc.
+    """
+    loss_obj = losses.for_head(state.model.output_activation) if loss is None else losses.get(loss)
+    dataset = _dataset(data_or_name, argument="data", split="test")
+    _check_inputs(state, dataset.x, argument="data features")
+    losses.check_labels(loss_obj, dataset.y, state.model.num_outputs, argument="data labels")
+    return Evaluator(loss_obj, batch_size=batch_size)(state, dataset)
+
+
+def predict(state: TrainState, x, *, batch_size: int = 1024) -> np.ndarray:
+    """The model's outputs for features `x`: sigmoid or softmax probabilities for classifiers.
+
+    Features must be scaled as the training features were (for an embedded
+    dataset, with `jaxdl.data.load(name).scaler.transform`).
+    """
+    x = np.asarray(x)
+    x = data.from_arrays(x, np.zeros(len(x)), argument="x").x
+    _check_inputs(state, x, argument="x")
+    return predict_batches(state, x, batch_size=batch_size)

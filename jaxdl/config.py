@@ -1,0 +1,184 @@
+"""Configs: the defaults, loading experiment files, command-line overrides and their checks.
+
+A config is an `ml_collections.ConfigDict`. An experiment file in
+`experiments/` defines `get_config()` (or `get_config(arg)`) returning one;
+it is laid over `default_config()`, so a file names only what it changes and
+a misspelt key fails instead of being ignored.
+"""
+
+import ast
+import difflib
+import importlib.util
+import os
+from collections.abc import Iterable
+
+import ml_collections
+from ml_collections import config_dict
+
+from jaxdl import optim
+from jaxdl.errors import InputError
+
+
+def default_config() -> ml_collections.ConfigDict:
+    """The tutorial's run: a 12-8-1 network, adam, binary cross-entropy, 150 epochs, batch 10."""
+    cfg = ml_collections.ConfigDict()
+    cfg.seed = 0
+
+    cfg.data = ml_collections.ConfigDict()
+    cfg.data.name = "breast_cancer"
+    cfg.data.data_dir = config_dict.placeholder(str)
+    cfg.data.test_fraction = 0.2
+    cfg.data.split_seed = 0  # fixes the train/test split independently of `seed`
+    cfg.data.scaling = "standard"  # fitted on the training split only
+
+    cfg.model = ml_collections.ConfigDict()
+    cfg.model.name = "mlp"
+    cfg.model.hidden = (12, 8)
+    cfg.model.activation = "relu"  # one name, or one per hidden layer
+    cfg.model.output = "auto"  # auto: what the loss needs (sigmoid / softmax / identity)
+    cfg.model.dropout = 0.0
+    cfg.model.input_dim = config_dict.placeholder(int)  # None: the data's feature count
+
+    cfg.train = ml_collections.ConfigDict()
+    cfg.train.epochs = 150
+    cfg.train.batch_size = 10
+    cfg.train.loss = "auto"  # auto: binary / categorical cross-entropy by the number of classes
+    cfg.train.shuffle = True
+    cfg.train.drop_remainder = False  # False: pad the last batch and mask it out
+    cfg.train.eval_every_epochs = 1
+    cfg.train.eval_batch_size = 1024
+
+    cfg.optimizer = ml_collections.ConfigDict(
+        {k: config_dict.placeholder(float) if v is None else v for k, v in optim.DEFAULTS.items()}
+    )
+    return cfg
+
+
+def _split_spec(spec: str) -> tuple[str, str | None]:
+    """Splits "PATH[:ARG]"; a colon belongs to the path when the whole spec is a file."""
+    if os.path.isfile(spec) or ":" not in spec:
+        return spec, None
+    path, arg = spec.rsplit(":", 1)
+    return path, arg
+
+
+def load(spec: str | None = None) -> ml_collections.ConfigDict:
+    """Loads a config from "PATH[:ARG]", laid over the defaults; None gives the defaults.
+
+    Raises:
+      InputError: when the file does not exist, has no `get_config`, or sets
+        keys the defaults do not have.
+    """
+    cfg = default_config()
+    if spec is None:
+        return cfg
+    path, arg = _split_spec(spec)
+    if not os.path.isfile(path):
+        raise InputError(f"--config={spec!r}: the config file {path!r} does not exist")
+    module_name = "jaxdl_experiment_" + os.path.splitext(os.path.basename(path))[0]
+    module_spec = importlib.util.spec_from_file_location(module_name, path)
+    if module_spec is None or not path.endswith(".py"):
+        raise InputError(f"--config={spec!r}: expected a Python file (.py) defining get_config()")
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    if not hasattr(module, "get_config"):
+        raise InputError(f"--config={spec!r}: {path} defines no get_config() function")
+    loaded = module.get_config(arg) if arg is not None else module.get_config()
+    _lay_over(cfg, loaded, prefix="")
+    return cfg
+
+
+def _lay_over(base: ml_collections.ConfigDict, top, *, prefix: str) -> None:
+    for key, value in top.items():
+        name = prefix + key
+        if key not in base:
+            known = [prefix + k for k in flat_keys(base)]
+            raise InputError(f"config key {name!r} is not known{_suggest(name, known)}")
+        if isinstance(base[key], ml_collections.ConfigDict):
+            _lay_over(base[key], value, prefix=name + ".")
+        else:
+            _assign(base, key, value, name=name)
+
+
+def flat_keys(cfg) -> list[str]:
+    """All leaf keys of a config, dotted: ["seed", "data.name", ...]."""
+    keys = []
+    for key, value in cfg.items():
+        if isinstance(value, (ml_collections.ConfigDict, dict)):
+            keys += [f"{key}.{sub}" for sub in flat_keys(value)]
+        else:
+            keys.append(key)
+    return keys
+
+
+# Common names for keys that difflib would not find.
+_ALIASES = {"lr": "learning_rate", "bs": "batch_size", "num_epochs": "epochs", "dataset": "name", "layers": "hidden"}
+
+
+def _suggest(key: str, known: Iterable[str]) -> str:
+    known = list(known)
+    leaf = key.rsplit(".", 1)[-1]
+    leaf = _ALIASES.get(leaf, leaf)
+    close = [k for k in known if k.rsplit(".", 1)[-1] == leaf]
+    close += [k for k in difflib.get_close_matches(key, known, n=3, cutoff=0.6) if k not in close]
+    return f"; did you mean {' or '.join(repr(c) for c in close[:3])}?" if close else ""
+
+
+def _assign(section: ml_collections.ConfigDict, key: str, value, *, name: str) -> None:
+    try:
+        section[key] = value
+    except TypeError:
+        expected = section.get_ref(key).get_type().__name__
+        raise InputError(f"config key {name!r}={value!r}: expected a value of type {expected}") from None
+
+
+def _parse(text: str, current, field_type: type | None, *, name: str):
+    """Turns an override's text into a value of the type its default has."""
+    kind = field_type if current is None else type(current)
+    if text.lower() in ("none", "null") and current is None:
+        return None
+    try:
+        if kind is bool:
+            if text.lower() in ("true", "1", "yes"):
+                return True
+            if text.lower() in ("false", "0", "no"):
+                return False
+            raise ValueError(text)
+        if kind in (int, float):
+            return kind(text)
+        if kind in (tuple, list):
+            stripped = text.strip()
+            if stripped in ("", "()", "[]"):
+                return ()
+            # "(64, 32)", "[64, 32]" or "64,32"; items take the type of the default's items.
+            items = ast.literal_eval(stripped) if stripped[0] in "([" else [i.strip() for i in stripped.split(",")]
+            items = items if isinstance(items, (tuple, list)) else (items,)
+            element = type(current[0]) if current else None
+            return tuple(
+                _parse(str(i), None, element, name=name) if element and not isinstance(i, element) else i for i in items
+            )
+        if kind is str:
+            return text
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        expected = kind.__name__ if kind else "a Python literal"
+        raise InputError(f"--config.{name}={text!r}: expected {expected}") from None
+
+
+def apply_overrides(cfg: ml_collections.ConfigDict, overrides: Iterable[tuple[str, str]]) -> None:
+    """Applies command-line overrides (dotted key, text value) in place.
+
+    Raises:
+      InputError: for an unknown key (with "did you mean"), or a value that
+        does not parse as its key's type.
+    """
+    known = flat_keys(cfg)
+    for key, text in overrides:
+        if key not in known:
+            raise InputError(f"--config.{key}: no such config key{_suggest(key, known)}")
+        *parents, leaf = key.split(".")
+        section = cfg
+        for part in parents:
+            section = section[part]
+        value = _parse(text, section[leaf], section.get_ref(leaf).get_type(), name=key)
+        _assign(section, leaf, value, name=key)

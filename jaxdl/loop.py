@@ -1,0 +1,155 @@
+"""The training loop: epochs of compiled steps, evaluation, and what each epoch reports.
+
+The loop moves batches and numbers around; the arithmetic happens in the
+compiled steps (`step.py`, compiled by `parallel.py`). Metrics stay on the
+device during an epoch and are fetched once at its end.
+"""
+
+import dataclasses
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from jaxdl import metrics, parallel, step
+from jaxdl.data import ArrayDataset, batching
+from jaxdl.errors import InputError
+from jaxdl.losses import Loss
+from jaxdl.state import TrainState
+from jaxdl.writers import Progress
+
+
+@dataclasses.dataclass
+class History:
+    """Per-epoch records of a run: `history["eval_accuracy"]` is that metric's value at each epoch.
+
+    Epochs without an evaluation have None for the eval metrics.
+    """
+
+    records: list[dict] = dataclasses.field(default_factory=list)
+
+    def __getitem__(self, key: str) -> list:
+        return [record.get(key) for record in self.records]
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    @property
+    def last(self) -> dict:
+        """The final epoch's record."""
+        return self.records[-1]
+
+
+class Evaluator:
+    """Evaluates a state on a dataset with one compiled eval step, reused across calls."""
+
+    def __init__(self, loss: Loss, *, batch_size: int = 1024):
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise InputError(f"eval batch_size={batch_size!r}: expected a positive integer")
+        self._loss = loss
+        self._batch_size = batch_size
+        self._eval = parallel.compile_eval_step(step.make_eval_step(loss))
+
+    def __call__(self, state: TrainState, data: ArrayDataset) -> dict[str, float]:
+        """Loss, accuracy and, for binary tasks, precision, recall and exact AUC on `data`."""
+        totals = _zero_totals(self._loss, state)
+        scores, masks = [], []
+        for batch in batching.eval_batches(data, self._batch_size):
+            totals, batch_scores = self._eval(state, totals, batch)
+            scores.append(batch_scores)
+            masks.append(batch["mask"])
+        totals, scores = parallel.fetch((totals, scores))
+        result = metrics.compute(totals)
+        if "true_pos" in totals:
+            real = np.concatenate(masks) > 0
+            result["auc"] = metrics.roc_auc(np.concatenate(scores)[real], data.y)
+        return result
+
+
+def _zero_totals(loss: Loss, state: TrainState) -> dict:
+    # Host numpy zeros: passing them to the compiled step costs a copy, not an
+    # op-by-op device computation per epoch.
+    kind = metrics.metric_kind(loss, state.model.num_outputs)
+    return {name: np.zeros((), np.float32) for name in metrics.TOTALS[kind]}
+
+
+def train(
+    state: TrainState,
+    train_data: ArrayDataset,
+    *,
+    loss: Loss,
+    epochs: int,
+    batch_size: int,
+    seed: int,
+    shuffle: bool = True,
+    drop_remainder: bool = False,
+    eval_data: ArrayDataset | None = None,
+    eval_every_epochs: int = 1,
+    evaluator: Evaluator | None = None,
+    progress: Progress | None = None,
+    on_epoch: Callable[[dict], None] | None = None,
+) -> tuple[TrainState, History]:
+    """Trains for `epochs` passes over `train_data`.
+
+    Args:
+      state: the initial state; it is donated to the first step, so use the
+        returned state from then on.
+      train_data: the training examples.
+      loss: the loss to minimise.
+      epochs: passes over the data.
+      batch_size: examples per step (see `data.batching` for the remainder).
+      seed: fixes the order of examples in each epoch.
+      shuffle: whether to shuffle each epoch.
+      drop_remainder: drop the last partial batch instead of padding it.
+      eval_data: evaluated every `eval_every_epochs` epochs and after the last.
+      evaluator: reused for evaluation (built from `loss` when None).
+      progress: the console display, if any.
+      on_epoch: called with each epoch's record.
+
+    Returns:
+      The final state and the per-epoch history.
+    """
+    train_step = parallel.compile_train_step(step.make_train_step(loss))
+    if eval_data is not None and evaluator is None:
+        evaluator = Evaluator(loss)
+    history = History()
+    steps_done = 0
+    for epoch in range(1, epochs + 1):
+        start = time.perf_counter()
+        totals = _zero_totals(loss, state)
+        num_steps = 0
+        for batch in batching.epoch_batches(
+            train_data, batch_size, seed=seed, epoch=epoch, shuffle=shuffle, drop_remainder=drop_remainder
+        ):
+            state, totals = train_step(state, totals, batch)
+            num_steps += 1
+        train_metrics = metrics.compute(parallel.fetch(totals))  # waits for the epoch to finish
+        seconds = time.perf_counter() - start
+        steps_done += num_steps
+        record = {
+            "epoch": epoch,
+            "step": steps_done,
+            **{f"train_{k}": v for k, v in train_metrics.items()},
+            "epoch_seconds": seconds,
+            "steps_per_second": num_steps / seconds,
+        }
+        if eval_data is not None and (epoch % eval_every_epochs == 0 or epoch == epochs):
+            record.update({f"eval_{k}": v for k, v in evaluator(state, eval_data).items()})
+        history.records.append(record)
+        if progress is not None:
+            progress.epoch(record)
+        if on_epoch is not None:
+            on_epoch(record)
+    return state, history
+
+
+def predict(state: TrainState, x: np.ndarray, *, batch_size: int = 1024, predict_fn: Callable | None = None) -> np.ndarray:
+    """The output layer's activations for features `x`, computed in padded batches (one compile)."""
+    predict_fn = predict_fn or parallel.compile_predict_step(step.make_predict_step())
+    batch_size = min(batch_size, len(x))
+    outputs = []
+    for start in range(0, len(x), batch_size):
+        chunk = x[start : start + batch_size]
+        padded = np.concatenate([chunk, np.repeat(chunk[:1], batch_size - len(chunk), axis=0)])
+        outputs.append(parallel.fetch(predict_fn(state, padded))[: len(chunk)])
+    return np.concatenate(outputs)

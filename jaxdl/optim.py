@@ -1,0 +1,96 @@
+"""Optimizers and learning-rate schedules from optax, chosen by name and settings."""
+
+from collections.abc import Mapping
+
+import optax
+
+from jaxdl.errors import InputError
+
+OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd")
+SCHEDULES = ("constant", "cosine", "warmup_cosine")
+
+# Settings every optimizer config has; each optimizer reads the ones it uses.
+DEFAULTS = {
+    "name": "adam",
+    "learning_rate": 1e-3,
+    "schedule": "constant",
+    "warmup_steps": 0,
+    "final_lr_fraction": 0.0,  # cosine schedules end at learning_rate * this
+    "momentum": None,  # sgd (None = 0.9), rmsprop (None = 0: no momentum)
+    "nesterov": False,  # sgd
+    "b1": 0.9,  # adam, adamw
+    "b2": 0.999,  # adam, adamw
+    "eps": 1e-8,  # adam, adamw, rmsprop
+    "decay": 0.9,  # rmsprop
+    "weight_decay": 1e-4,  # adamw
+    "grad_clip_norm": 0.0,  # clip the global gradient norm to this; 0 = off
+}
+
+
+def _positive(cfg: Mapping, key: str, *, allow_zero: bool = False) -> float:
+    value = cfg[key]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or (value == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise InputError(f"optimizer.{key}={value!r}: expected a number {bound}")
+    return float(value)
+
+
+def learning_rate_schedule(cfg: Mapping, *, total_steps: int) -> optax.Schedule | float:
+    """The learning rate as a constant or an optax schedule over `total_steps` updates.
+
+    Raises:
+      InputError: for an unknown schedule or settings that do not fit the run.
+    """
+    lr = _positive(cfg, "learning_rate")
+    name = cfg["schedule"]
+    if name not in SCHEDULES:
+        raise InputError(f"optimizer.schedule={name!r} is not known; expected one of: {', '.join(SCHEDULES)}")
+    if name == "constant":
+        return lr
+    end = lr * _positive(cfg, "final_lr_fraction", allow_zero=True)
+    if name == "cosine":
+        return optax.cosine_decay_schedule(lr, decay_steps=total_steps, alpha=end / lr)
+    warmup = cfg["warmup_steps"]
+    if not isinstance(warmup, int) or not 0 <= warmup < total_steps:
+        raise InputError(
+            f"optimizer.warmup_steps={warmup!r}: expected an integer in [0, {total_steps}) "
+            f"(the run has {total_steps} steps)"
+        )
+    return optax.warmup_cosine_decay_schedule(0.0, lr, warmup_steps=warmup, decay_steps=total_steps, end_value=end)
+
+
+def build(cfg: Mapping, *, total_steps: int) -> optax.GradientTransformation:
+    """Builds an optax optimizer from settings (the `optimizer` section of a config).
+
+    Args:
+      cfg: `name` and the settings in `DEFAULTS`; missing ones take the defaults.
+      total_steps: updates in the whole run, for schedules.
+
+    Raises:
+      InputError: for an unknown name or a bad setting, naming it.
+    """
+    unknown = sorted(set(cfg) - set(DEFAULTS))
+    if unknown:
+        raise InputError(f"optimizer settings {unknown} are not known; expected some of: {', '.join(DEFAULTS)}")
+    cfg = {**DEFAULTS, **cfg}
+    name = cfg["name"]
+    if name not in OPTIMIZERS:
+        raise InputError(f"optimizer.name={name!r} is not a known optimizer; expected one of: {', '.join(OPTIMIZERS)}")
+    lr = learning_rate_schedule(cfg, total_steps=total_steps)
+    if name == "sgd":
+        momentum = 0.9 if cfg["momentum"] is None else _positive(cfg, "momentum", allow_zero=True)
+        tx = optax.sgd(lr, momentum=momentum or None, nesterov=bool(cfg["nesterov"]))
+    elif name == "adam":
+        tx = optax.adam(lr, b1=cfg["b1"], b2=cfg["b2"], eps=_positive(cfg, "eps"))
+    elif name == "adamw":
+        tx = optax.adamw(
+            lr, b1=cfg["b1"], b2=cfg["b2"], eps=_positive(cfg, "eps"),
+            weight_decay=_positive(cfg, "weight_decay", allow_zero=True),
+        )
+    else:
+        tx = optax.rmsprop(
+            lr, decay=cfg["decay"], eps=_positive(cfg, "eps"),
+            momentum=None if cfg["momentum"] is None else _positive(cfg, "momentum", allow_zero=True) or None,
+        )
+    clip = _positive(cfg, "grad_clip_norm", allow_zero=True)
+    return optax.chain(optax.clip_by_global_norm(clip), tx) if clip else tx

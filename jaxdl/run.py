@@ -1,0 +1,189 @@
+"""A run from a config: check everything, train, evaluate, and write the workdir.
+
+`train_and_evaluate(config, workdir)` is what `jaxdl train` calls, and is
+importable for tests and notebooks.
+"""
+
+import dataclasses
+import os
+import sys
+import time
+
+import jax
+import ml_collections
+import optax
+
+from jaxdl import __version__, data, losses, models, optim, parallel, state as state_lib
+from jaxdl.errors import InputError
+from jaxdl.loop import Evaluator, train
+from jaxdl.writers import JsonLinesWriter, Progress, write_json
+
+RUN_FILES = ("config.json", "metrics.jsonl", "summary.json")
+
+
+@dataclasses.dataclass(frozen=True)
+class Setup:
+    """Everything a run needs, built and checked from a config before anything compiles."""
+
+    splits: data.Splits
+    loss: losses.Loss
+    model: models.MLP
+    tx: optax.GradientTransformation
+    steps_per_epoch: int
+
+
+def _check_int(value, name: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise InputError(f"{name}={value!r}: expected an integer >= {minimum}")
+    return value
+
+
+def _check_bool(value, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise InputError(f"{name}={value!r}: expected true or false")
+    return value
+
+
+def setup(cfg: ml_collections.ConfigDict) -> Setup:
+    """Checks a config against itself and the data, and builds the run's pieces.
+
+    Everything that can be wrong with a config is found here, before any
+    model is initialised or step compiled.
+
+    Raises:
+      InputError: naming the first bad setting, its value and what was expected.
+    """
+    _check_int(cfg.seed, "seed", 0)
+    _check_int(cfg.data.split_seed, "data.split_seed", 0)
+    epochs = _check_int(cfg.train.epochs, "train.epochs", 1)
+    _check_int(cfg.train.eval_every_epochs, "train.eval_every_epochs", 1)
+    _check_int(cfg.train.eval_batch_size, "train.eval_batch_size", 1)
+    _check_bool(cfg.train.shuffle, "train.shuffle")
+    drop_remainder = _check_bool(cfg.train.drop_remainder, "train.drop_remainder")
+
+    splits = data.load(
+        cfg.data.name,
+        data_dir=cfg.data.data_dir,
+        test_fraction=cfg.data.test_fraction,
+        split_seed=cfg.data.split_seed,
+        scaling=cfg.data.scaling,
+    )
+    data.check_batch_size(cfg.train.batch_size, len(splits.train), argument="train.batch_size")
+
+    if cfg.train.loss == "auto":
+        loss = losses.for_task(splits.info.num_classes)
+    else:
+        loss = losses.get(cfg.train.loss, argument="train.loss")
+    num_outputs, head = losses.output_layer(loss, splits.info.num_classes)
+    if cfg.model.output != "auto":
+        head = cfg.model.output
+    model = models.build(cfg.model, num_outputs=num_outputs, output_activation=head)
+    losses.check_head(loss, num_outputs, head)
+    models.check_features(model, splits.train.x.shape, argument=f"{cfg.data.name} features")
+    losses.check_labels(loss, splits.train.y, num_outputs, argument=f"{cfg.data.name} train labels")
+    losses.check_labels(loss, splits.test.y, num_outputs, argument=f"{cfg.data.name} test labels")
+
+    steps = data.steps_per_epoch(len(splits.train), cfg.train.batch_size, drop_remainder=drop_remainder)
+    tx = optim.build(cfg.optimizer.to_dict(), total_steps=steps * epochs)
+    return Setup(splits=splits, loss=loss, model=model, tx=tx, steps_per_epoch=steps)
+
+
+def check_workdir(workdir: str, *, overwrite: bool = False) -> None:
+    """Refuses a workdir that already holds a run, unless `overwrite`.
+
+    Raises:
+      InputError: when the workdir is a file, or holds run files and
+        `overwrite` is False.
+    """
+    if os.path.exists(workdir) and not os.path.isdir(workdir):
+        raise InputError(f"--workdir={workdir!r} is a file; expected a directory")
+    existing = [f for f in RUN_FILES if os.path.exists(os.path.join(workdir, f))]
+    if existing and not overwrite:
+        raise InputError(
+            f"--workdir={workdir!r} already holds a run ({', '.join(existing)}); "
+            "choose another workdir, or pass --overwrite to replace it"
+        )
+
+
+def train_and_evaluate(
+    cfg: ml_collections.ConfigDict, workdir: str, *, quiet: bool = False, overwrite: bool = False
+) -> dict:
+    """Trains the model a config describes, evaluates it on the test split, and writes the workdir.
+
+    Writes `config.json` (the resolved config), `metrics.jsonl` (one "train"
+    record per epoch and one "eval" record per evaluation) and `summary.json`
+    (the final metrics, `steps`, `epochs`, `wall_seconds`, `params_sha256`).
+
+    Returns:
+      The summary.
+
+    Raises:
+      InputError: for a bad config or workdir, before anything is written.
+    """
+    start = time.perf_counter()
+    check_workdir(workdir, overwrite=overwrite)
+    run = setup(cfg)
+    os.makedirs(workdir, exist_ok=True)
+    for name in RUN_FILES:  # --overwrite: start from an empty record of the run
+        if os.path.exists(os.path.join(workdir, name)):
+            os.unlink(os.path.join(workdir, name))
+    write_json(os.path.join(workdir, "config.json"), cfg.to_dict())
+
+    progress = Progress(cfg.train.epochs, quiet=quiet)
+    info = run.splits.info
+    initial = state_lib.create(run.model, run.tx, rng=jax.random.PRNGKey(cfg.seed), input_shape=info.feature_shape)
+    progress.message(
+        f"{info.name}: {len(run.splits.train)} train / {len(run.splits.test)} test examples, "
+        f"{info.feature_shape[0]} features; MLP "
+        f"{'-'.join(map(str, (*info.feature_shape, *run.model.hidden, run.model.num_outputs)))} "
+        f"({state_lib.param_count(initial.params):,} parameters); {cfg.optimizer.name}, {run.loss.name}, "
+        f"{cfg.train.epochs} epochs of {run.steps_per_epoch} steps at batch size {cfg.train.batch_size}"
+    )
+
+    writer = JsonLinesWriter(os.path.join(workdir, "metrics.jsonl"))
+
+    def log(record: dict) -> None:
+        common = {"epoch": record["epoch"], "step": record["step"]}
+        train_part = {k[len("train_"):]: v for k, v in record.items() if k.startswith("train_")}
+        writer.write({"type": "train", **common, **train_part,
+                      "epoch_seconds": record["epoch_seconds"], "steps_per_second": record["steps_per_second"]})
+        eval_part = {k[len("eval_"):]: v for k, v in record.items() if k.startswith("eval_")}
+        if eval_part:
+            writer.write({"type": "eval", **common, **eval_part})
+
+    try:
+        final, history = train(
+            initial,
+            run.splits.train,
+            loss=run.loss,
+            epochs=cfg.train.epochs,
+            batch_size=cfg.train.batch_size,
+            seed=cfg.seed,
+            shuffle=cfg.train.shuffle,
+            drop_remainder=cfg.train.drop_remainder,
+            eval_data=run.splits.test,
+            eval_every_epochs=cfg.train.eval_every_epochs,
+            evaluator=Evaluator(run.loss, batch_size=cfg.train.eval_batch_size),
+            progress=progress,
+            on_epoch=log,
+        )
+    finally:
+        writer.close()
+
+    last = history.last
+    summary = {
+        **{k: v for k, v in last.items() if k.startswith(("eval_", "train_"))},
+        "steps": int(final.step),
+        "epochs": cfg.train.epochs,
+        "wall_seconds": time.perf_counter() - start,
+        "params_sha256": state_lib.params_sha256(final.params),
+        "num_params": state_lib.param_count(final.params),
+        "seed": cfg.seed,
+        "dataset": info.name,
+        "test_examples": len(run.splits.test),
+        "loss": run.loss.name,
+        "versions": {"jaxdl": __version__, "jax": jax.__version__, "python": sys.version.split()[0]},
+        "devices": parallel.device_summary(),
+    }
+    write_json(os.path.join(workdir, "summary.json"), summary)
+    return summary
