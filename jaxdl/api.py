@@ -15,7 +15,7 @@ import jax
 import numpy as np
 import optax
 
-from jaxdl import data, losses, models, optim, state as state_lib
+from jaxdl import data, losses, models, optim, parallel
 from jaxdl.errors import InputError
 from jaxdl.loop import Evaluator, History, predict as predict_batches, train
 from jaxdl.state import TrainState
@@ -118,7 +118,7 @@ def fit(
         settings = {"name": optimizer} if isinstance(optimizer, str) else dict(optimizer)
         tx = optim.build(settings, total_steps=steps * epochs)
 
-    initial = state_lib.create(model, tx, rng=jax.random.PRNGKey(seed), input_shape=train_set.x.shape[1:])
+    initial = parallel.create_state(model, tx, rng=jax.random.PRNGKey(seed), input_shape=train_set.x.shape[1:])
     return train(
         initial,
         train_set,

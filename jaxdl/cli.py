@@ -36,6 +36,7 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--workdir", metavar="DIR", help="where the run's files go (default: runs/NAME-TIME)")
     train.add_argument("--overwrite", action="store_true", help="replace a run already in --workdir")
     train.add_argument("--quiet", action="store_true", help="no per-epoch progress; the final result is still printed")
+    train.add_argument("--show-config", action="store_true", help="print the resolved config (every key) and exit")
     return parser
 
 
@@ -62,6 +63,9 @@ def _train(args, overrides) -> int:
 
     cfg = config.load(args.config)
     config.apply_overrides(cfg, overrides)
+    if args.show_config:
+        print(cfg.to_json(indent=2))
+        return 0
     name = DEFAULT_CONFIG_NAME
     if args.config:
         name = os.path.splitext(os.path.basename(args.config.split(":")[0]))[0]

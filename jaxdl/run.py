@@ -131,7 +131,7 @@ def train_and_evaluate(
 
     progress = Progress(cfg.train.epochs, quiet=quiet)
     info = run.splits.info
-    initial = state_lib.create(run.model, run.tx, rng=jax.random.PRNGKey(cfg.seed), input_shape=info.feature_shape)
+    initial = parallel.create_state(run.model, run.tx, rng=jax.random.PRNGKey(cfg.seed), input_shape=info.feature_shape)
     progress.message(
         f"{info.name}: {len(run.splits.train)} train / {len(run.splits.test)} test examples, "
         f"{info.feature_shape[0]} features; MLP "

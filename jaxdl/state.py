@@ -1,6 +1,7 @@
 """The training state: one pytree holding everything a step reads and writes."""
 
 import hashlib
+from collections.abc import Callable
 from typing import Any
 
 import flax.linen as nn
@@ -53,7 +54,19 @@ class TrainState(struct.PyTreeNode):
         return {"params": self.params, **self.model_state}
 
 
-def create(model: nn.Module, tx: optax.GradientTransformation, *, rng: jax.Array, input_shape: tuple[int, ...]) -> TrainState:
+def init_variables(model: nn.Module, rng: jax.Array, input_shape: tuple[int, ...]) -> dict:
+    """The model's initial variables for inputs of shape `input_shape` (one example)."""
+    return model.init(rng, jnp.zeros((1, *input_shape), jnp.float32))
+
+
+def create(
+    model: nn.Module,
+    tx: optax.GradientTransformation,
+    *,
+    rng: jax.Array,
+    input_shape: tuple[int, ...],
+    init: Callable[[nn.Module, jax.Array, tuple[int, ...]], dict] = init_variables,
+) -> TrainState:
     """Initialises a model and its optimizer.
 
     Args:
@@ -62,10 +75,12 @@ def create(model: nn.Module, tx: optax.GradientTransformation, *, rng: jax.Array
       rng: a PRNG key; it is split into the initialisation key and the run's
         base key, so the two never reuse the same numbers.
       input_shape: the shape of one example, without the batch axis.
+      init: computes the initial variables; `parallel.create_state` passes a
+        compiled `init_variables`.
     """
+    input_shape = tuple(input_shape)
     init_rng, run_rng = jax.random.split(rng)
-    variables = model.init(init_rng, jnp.zeros((1, *input_shape), jnp.float32))
-    variables = dict(variables)
+    variables = dict(init(model, init_rng, input_shape))
     params = variables.pop("params")
     return TrainState(
         step=jnp.zeros((), jnp.int32),
@@ -75,7 +90,7 @@ def create(model: nn.Module, tx: optax.GradientTransformation, *, rng: jax.Array
         model_state=variables,
         model=model,
         tx=tx,
-        input_shape=tuple(input_shape),
+        input_shape=input_shape,
     )
 
 

@@ -1,0 +1,47 @@
+"""Test setup: 8 simulated CPU devices (set before jax is imported), shared small fixtures."""
+
+import os
+
+os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8").strip()
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EXPERIMENTS = os.path.join(REPO, "experiments")
+
+
+@pytest.fixture
+def blobs():
+    """A small, separable binary problem: two Gaussian blobs in 4 dimensions, 200 examples."""
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 200)
+    x = rng.normal(size=(200, 4)).astype(np.float32) + 2.0 * y[:, None]
+    return x, y
+
+
+class CompileCounter:
+    """Counts XLA backend compilations (every jit cache miss that really compiles)."""
+
+    def __init__(self):
+        self.count = 0
+        import jax
+
+        jax.monitoring.register_event_duration_secs_listener(self._on_event)
+
+    def _on_event(self, name, duration, **kwargs):
+        if name == "/jax/core/compile/backend_compile_duration":
+            self.count += 1
+
+
+_COMPILES = None
+
+
+@pytest.fixture
+def compiles():
+    """The process-wide compile counter; read `.count` before and after the code under test."""
+    global _COMPILES
+    if _COMPILES is None:
+        _COMPILES = CompileCounter()
+    return _COMPILES

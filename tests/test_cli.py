@@ -1,0 +1,113 @@
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from jaxdl import cli
+
+from conftest import EXPERIMENTS, REPO
+
+SUMMARY_KEYS = {"eval_accuracy", "eval_loss", "train_loss", "steps", "epochs", "wall_seconds", "params_sha256"}
+
+
+def _summary(workdir):
+    with open(os.path.join(workdir, "summary.json")) as f:
+        return json.load(f)
+
+
+def test_train_writes_the_workdir(tmp_path, capsys):
+    workdir = str(tmp_path / "run")
+    assert cli.main(["train", "--workdir", workdir, "--config.train.epochs=3", "--config.train.eval_every_epochs", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "epoch 3/3" in out and "test accuracy" in out and f"workdir: {workdir}" in out
+    assert sorted(os.listdir(workdir)) == ["config.json", "metrics.jsonl", "summary.json"]
+    with open(os.path.join(workdir, "config.json")) as f:
+        assert json.load(f)["train"]["epochs"] == 3
+    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+        records = [json.loads(line) for line in f]
+    assert [(r["type"], r["epoch"]) for r in records] == [("train", 1), ("train", 2), ("eval", 2), ("train", 3), ("eval", 3)]
+    assert records[-1]["step"] == 3 * 46 and {"loss", "accuracy", "precision", "recall", "auc"} <= set(records[-1])
+    summary = _summary(workdir)
+    assert SUMMARY_KEYS <= set(summary)
+    assert summary["steps"] == 138 and summary["epochs"] == 3 and len(summary["params_sha256"]) == 64
+    assert summary["eval_accuracy"] == records[-1]["accuracy"]
+
+
+def test_the_seed_network_reaches_its_target_and_is_reproducible(tmp_path):
+    # `jaxdl train` with no config: 12-8-1 on breast_cancer, 150 epochs at batch size 10.
+    digests = {}
+    for name, seed in (("a", 0), ("b", 0), ("c", 1)):
+        workdir = str(tmp_path / name)
+        assert cli.main(["train", "--workdir", workdir, "--quiet", f"--config.seed={seed}"]) == 0
+        summary = _summary(workdir)
+        assert summary["eval_accuracy"] >= 0.95, summary
+        assert summary["steps"] == 150 * 46
+        digests[name] = summary["params_sha256"]
+    assert digests["a"] == digests["b"] != digests["c"]
+
+
+def test_digits_mlp_reaches_its_target(tmp_path):
+    workdir = str(tmp_path / "digits")
+    assert cli.main(["train", "--config", os.path.join(EXPERIMENTS, "digits_mlp.py"), "--workdir", workdir, "--quiet"]) == 0
+    assert _summary(workdir)["eval_accuracy"] >= 0.95
+
+
+def test_python_dash_m_runs_the_same_command(tmp_path):
+    workdir = tmp_path / "m"
+    result = subprocess.run(
+        [sys.executable, "-m", "jaxdl", "train", "--workdir", str(workdir), "--config.train.epochs=2"],
+        capture_output=True, text=True, cwd=REPO, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    # Not a terminal: plain lines, one per epoch.
+    assert "epoch 1/2  loss" in result.stdout and "epoch 2/2  loss" in result.stdout and "\r" not in result.stdout
+    assert (workdir / "summary.json").exists()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--config.train.epoch=3"], "no such config key; did you mean 'train.epochs'"),
+        (["--config", "experiments/missing.py"], "the config file 'experiments/missing.py' does not exist"),
+        (["--config.data.name=cifar"], "data.name='cifar' is not a known dataset; expected one of: breast_cancer, digits"),
+        (["--config.train.batch_size=0"], "train.batch_size=0: expected a positive integer"),
+        (["--config.train.batch_size=1000"], r"train.batch_size=1000 is larger than the dataset (455 examples)"),
+        (["--config.optimizer.name=adagrad"], "optimizer.name='adagrad' is not a known optimizer; expected one of: adam, adamw, rmsprop, sgd"),
+        (["--config.train.loss=hinge"], "train.loss='hinge' is not a known loss; expected one of:"),
+        (["--config.model.activation=relu6"], "model.activation='relu6' is not a known activation; expected one of:"),
+        (["--config.model.input_dim=8"], "breast_cancer features have shape (455, 30), i.e. (30,) per example, but the model expects input_dim=8"),
+        (["--config.train.epochs=0"], "train.epochs=0: expected an integer >= 1"),
+        (["--config.model.output=softmax"], "needs an output layer of 1 sigmoid unit"),
+    ],
+)
+def test_bad_input_exits_2_with_a_message_and_writes_nothing(tmp_path, capsys, compiles, args, message):
+    workdir = tmp_path / "run"
+    before = compiles.count
+    assert cli.main(["train", "--workdir", str(workdir), *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("jaxdl: error: ") and message in err
+    assert compiles.count == before
+    assert not workdir.exists()
+
+
+def test_an_existing_run_is_not_overwritten(tmp_path, capsys):
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    (workdir / "summary.json").write_text('{"kept": true}')
+    assert cli.main(["train", "--workdir", str(workdir), "--config.train.epochs=1"]) == 2
+    assert "already holds a run (summary.json)" in capsys.readouterr().err
+    assert json.loads((workdir / "summary.json").read_text()) == {"kept": True}
+    assert cli.main(["train", "--workdir", str(workdir), "--config.train.epochs=1", "--overwrite", "--quiet"]) == 0
+    assert "params_sha256" in json.loads((workdir / "summary.json").read_text())
+
+
+def test_flag_errors_and_help(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["train", "--bogus"])
+    assert exit_info.value.code == 2 and "unrecognized argument: --bogus" in capsys.readouterr().err
+    assert cli.main([]) == 2
+    assert cli.main(["--version"]) == 0 and "jaxdl 0.1.0" in capsys.readouterr().out
+    assert cli.main(["train", "--show-config", "--config.model.hidden=64,32"]) == 0
+    assert json.loads(capsys.readouterr().out)["model"]["hidden"] == [64, 32]
