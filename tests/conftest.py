@@ -4,9 +4,16 @@ import os
 
 os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8").strip()
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# On a GPU, let test subprocesses allocate memory beside the test process.
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
+import jax  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+
+# Tests compare two ways of computing the same thing; on GPUs float32 matmuls
+# default to TF32, whose rounding would swamp the tolerances. (No-op on CPU.)
+jax.config.update("jax_default_matmul_precision", "highest")
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXPERIMENTS = os.path.join(REPO, "experiments")
@@ -26,8 +33,6 @@ class CompileCounter:
 
     def __init__(self):
         self.count = 0
-        import jax
-
         jax.monitoring.register_event_duration_secs_listener(self._on_event)
 
     def _on_event(self, name, duration, **kwargs):

@@ -60,9 +60,10 @@ def test_padded_batch_gives_the_gradient_of_the_real_rows(blobs):
     }
     a, totals_a = train(_state(), real)
     b, totals_b = train(_state(), padded)
-    jax.tree.map(lambda p, q: np.testing.assert_allclose(p, q, rtol=1e-6, atol=1e-7), a.params, b.params)
+    # Equal up to float32 rounding: the two batch shapes sum in a different order.
+    jax.tree.map(lambda p, q: np.testing.assert_allclose(p, q, rtol=1e-5, atol=1e-6), a.params, b.params)
     assert float(totals_b["count"]) == 6.0
-    np.testing.assert_allclose(totals_a["loss_sum"], totals_b["loss_sum"], rtol=1e-6)
+    np.testing.assert_allclose(totals_a["loss_sum"], totals_b["loss_sum"], rtol=1e-5)
 
 
 def test_randomness_comes_from_fold_in_of_step():
@@ -104,5 +105,7 @@ def test_compiled_initialisation_equals_op_by_op():
     model = models.MLP(hidden=(12, 8), num_outputs=1)
     eager = state_lib.create(model, optax.adam(1e-3), rng=jax.random.PRNGKey(5), input_shape=(30,))
     compiled = parallel.create_state(model, optax.adam(1e-3), rng=jax.random.PRNGKey(5), input_shape=(30,))
-    assert state_lib.params_sha256(eager.params) == state_lib.params_sha256(compiled.params)
     np.testing.assert_array_equal(eager.rng, compiled.rng)
+    if jax.default_backend() == "cpu":  # bitwise on CPU; GPUs fuse the float ops of the initialisers differently
+        assert state_lib.params_sha256(eager.params) == state_lib.params_sha256(compiled.params)
+    jax.tree.map(lambda p, q: np.testing.assert_allclose(p, q, rtol=1e-6, atol=1e-7), eager.params, compiled.params)
