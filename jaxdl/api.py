@@ -93,7 +93,7 @@ def fit(
     loss_obj = losses.get(loss)
     losses.check_head(loss_obj, model.num_outputs, model.output_activation)
     train_set = _dataset(train_data, argument="train_data", split="train")
-    if validation_data == "test":
+    if isinstance(validation_data, str) and validation_data == "test":
         if not isinstance(train_data, str):
             raise InputError("validation_data='test' needs a dataset name as train_data")
         val_set = _dataset(train_data, argument="validation_data", split="test")

@@ -7,6 +7,7 @@ writing adds no device synchronisation to the training loop.
 import json
 import math
 import os
+import shutil
 import sys
 import tempfile
 from typing import IO
@@ -19,7 +20,7 @@ def write_json(path: str, obj) -> None:
     try:
         os.chmod(tmp, 0o644)  # mkstemp makes it owner-only
         with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=2, sort_keys=True, default=_jsonable)
+            json.dump(_finite_or_none(obj), f, indent=2, sort_keys=True, default=_jsonable)
             f.write("\n")
             f.flush()
             os.fsync(f.fileno())
@@ -38,9 +39,13 @@ def _jsonable(value):
     raise TypeError(f"cannot write {type(value).__name__} as JSON")
 
 
-def _finite_or_none(record: dict) -> dict:
+def _finite_or_none(obj):
     # JSON has no NaN; a metric that is undefined (AUC on one class) is written as null.
-    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in record.items()}
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite_or_none(v) for k, v in obj.items()}
+    return obj
 
 
 class JsonLinesWriter:
@@ -92,7 +97,10 @@ class Progress:
         if self._live:
             filled = round(20 * epoch / self._total)
             bar = "#" * filled + "." * (20 - filled)
-            self._stream.write(f"\r\033[K{head} [{bar}]  {_format_metrics(record)}")
+            line = f"{head} [{bar}]  {_format_metrics(record)}"
+            # A line wider than the terminal wraps, and "\r" could then not redraw it.
+            width = shutil.get_terminal_size().columns - 1
+            self._stream.write(f"\r\033[K{line[:width]}")
             if epoch == self._total:
                 self._stream.write("\n")
         else:

@@ -14,7 +14,8 @@ RECORD = {"epoch": 2, "train_loss": 0.5, "train_accuracy": 0.75, "eval_accuracy"
           "steps_per_second": 1234.5}
 
 
-def test_progress_redraws_one_line_on_a_terminal():
+def test_progress_redraws_one_line_on_a_terminal(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
     out = Terminal()
     progress = writers.Progress(2, stream=out)
     progress.epoch({**RECORD, "epoch": 1})
@@ -23,6 +24,13 @@ def test_progress_redraws_one_line_on_a_terminal():
     assert text.count("\r\033[K") == 2 and text.endswith("\n") and text.count("\n") == 1
     assert "epoch 2/2 [####################]" in text and "test accuracy 0.8000" in text and "1,234 steps/s" in text
     assert "auc" not in text  # undefined metrics are left out
+
+
+def test_progress_line_fits_a_narrow_terminal(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "40")
+    out = Terminal()
+    writers.Progress(2, stream=out).epoch(RECORD)
+    assert out.getvalue() == "\r\033[K" + "epoch 2/2 [####################]  loss 0.5000"[:39] + "\n"
 
 
 def test_progress_prints_plain_lines_when_not_a_terminal_and_nothing_when_quiet():
@@ -47,7 +55,7 @@ def test_json_lines_write_null_for_undefined_metrics(tmp_path):
 def test_write_json_replaces_atomically_and_leaves_no_temporary_files(tmp_path):
     path = str(tmp_path / "summary.json")
     writers.write_json(path, {"a": 1})
-    writers.write_json(path, {"a": (2, 3)})
-    assert json.load(open(path)) == {"a": [2, 3]}
+    writers.write_json(path, {"a": (2, 3), "auc": float("nan")})
+    assert json.load(open(path)) == {"a": [2, 3], "auc": None}
     assert os.listdir(tmp_path) == ["summary.json"]
     assert oct(os.stat(path).st_mode & 0o777) == "0o644"
