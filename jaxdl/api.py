@@ -15,7 +15,7 @@ import jax
 import numpy as np
 import optax
 
-from jaxdl import data, losses, models, optim, parallel
+from jaxdl import data, feed, losses, models, optim, parallel
 from jaxdl.errors import InputError
 from jaxdl.loop import Evaluator, History, predict as predict_batches, train
 from jaxdl.state import TrainState
@@ -59,6 +59,7 @@ def fit(
     seed: int = 0,
     shuffle: bool = True,
     drop_remainder: bool = False,
+    pipeline: str = "auto",
     verbose: bool = True,
 ) -> tuple[TrainState, History]:
     """Trains `model` on `train_data`, the way Keras's `model.fit` does.
@@ -81,6 +82,9 @@ def fit(
       seed: fixes the initial weights, dropout and the order of examples.
       shuffle: shuffle the examples every epoch.
       drop_remainder: drop the last partial batch of each epoch instead.
+      pipeline: "device" keeps the data on the device and gathers batches
+        there, "host" feeds batches through the grain pipeline, "auto" picks
+        "device" for data under 256 MiB. Both train on the same batches.
       verbose: show per-epoch progress.
 
     Returns:
@@ -119,15 +123,15 @@ def fit(
         tx = optim.build(settings, total_steps=steps * epochs)
 
     initial = parallel.create_state(model, tx, rng=jax.random.PRNGKey(seed), input_shape=train_set.x.shape[1:])
+    train_feed = feed.make(
+        train_set, loss_obj, batch_size=batch_size, seed=seed, shuffle=shuffle, drop_remainder=drop_remainder,
+        pipeline=pipeline,
+    )
     return train(
         initial,
-        train_set,
+        train_feed,
         loss=loss_obj,
         epochs=epochs,
-        batch_size=batch_size,
-        seed=seed,
-        shuffle=shuffle,
-        drop_remainder=drop_remainder,
         eval_data=val_set,
         progress=Progress(epochs, quiet=not verbose),
     )

@@ -1,6 +1,8 @@
 """The `jaxdl` command: the only place that parses flags.
 
     jaxdl train [--config PATH[:ARG]] [--workdir DIR] [--config.KEY=VALUE ...] [--quiet]
+    jaxdl data prepare NAME [--data_dir DIR]
+    jaxdl data list [--data_dir DIR]
 """
 
 import argparse
@@ -37,7 +39,37 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--overwrite", action="store_true", help="replace a run already in --workdir")
     train.add_argument("--quiet", action="store_true", help="no per-epoch progress; the final result is still printed")
     train.add_argument("--show-config", action="store_true", help="print the resolved config (every key) and exit")
+    data = commands.add_parser("data", help="prepare and list datasets", allow_abbrev=False)
+    data_commands = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+    prepare = data_commands.add_parser(
+        "prepare",
+        help="prepare a dataset as a TFDS dataset (embedded ones offline; others download)",
+        allow_abbrev=False,
+    )
+    prepare.add_argument("name", help="breast_cancer, digits, iris, wine, or any TFDS name (mnist, cifar10, ...)")
+    prepare.add_argument("--data_dir", metavar="DIR", help="TFDS data directory (default: TFDS's default)")
+    listing = data_commands.add_parser("list", help="list the datasets prepared locally", allow_abbrev=False)
+    listing.add_argument("--data_dir", metavar="DIR", help="TFDS data directory (default: TFDS's default)")
     return parser
+
+
+def _data(args) -> int:
+    from jaxdl.data import tfds_source
+
+    if args.data_command == "prepare":
+        path = tfds_source.prepare(args.name, data_dir=args.data_dir)
+        print(f"prepared {args.name} in {path}")
+        return 0
+    found = tfds_source.list_prepared(data_dir=args.data_dir)
+    root = args.data_dir or tfds_source.default_data_dir()
+    if not found:
+        print(f"no datasets prepared in {root}; prepare one with: jaxdl data prepare NAME")
+        return 0
+    print(f"datasets prepared in {root}:")
+    for entry in found:
+        splits = ", ".join(f"{name} {count:,}" for name, count in entry["splits"].items())
+        print(f"  {entry['name']:<20} {entry['version']:<8} {splits}")
+    return 0
 
 
 def _overrides(extra: list[str], parser: argparse.ArgumentParser) -> list[tuple[str, str]]:
@@ -100,9 +132,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    overrides = _overrides(extra, parser)
     try:
-        return _train(args, overrides)
+        if args.command == "data":
+            if extra:
+                parser.error(f"unrecognized arguments: {' '.join(extra)}")
+            return _data(args)
+        return _train(args, _overrides(extra, parser))
     except InputError as err:
         print(f"jaxdl: error: {err}", file=sys.stderr)
         return 2

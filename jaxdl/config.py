@@ -29,7 +29,16 @@ def default_config() -> ml_collections.ConfigDict:
     cfg.data.data_dir = config_dict.placeholder(str)
     cfg.data.test_fraction = 0.2
     cfg.data.split_seed = 0  # fixes the train/test split independently of `seed`
+    cfg.data.validation_fraction = 0.0  # > 0: evaluate on this part of train during training
     cfg.data.scaling = "standard"  # fitted on the training split only
+    cfg.data.one_hot = False  # class labels as one-hot rows
+    cfg.data.csv_path = config_dict.placeholder(str)  # train on a CSV file instead of data.name
+    cfg.data.label_column = "last"  # of the CSV: last, first, an index, or a header name
+    cfg.data.csv_header = "auto"  # auto, true, false
+    cfg.data.csv_delimiter = ","
+    cfg.data.pipeline = "auto"  # auto, device (split held on the device), host (grain)
+    cfg.data.device_max_mb = 256  # auto: the device path for splits up to this size
+    cfg.data.workers = 0  # host pipeline: worker processes (0: threads in this process)
 
     cfg.model = ml_collections.ConfigDict()
     cfg.model.name = "mlp"

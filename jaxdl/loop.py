@@ -43,26 +43,28 @@ class History:
 class Evaluator:
     """Evaluates a state on a dataset with one compiled eval step, reused across calls."""
 
-    def __init__(self, loss: Loss, *, batch_size: int = 1024):
+    def __init__(self, loss: Loss, *, batch_size: int = 1024, transform: Callable | None = None):
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise InputError(f"eval batch_size={batch_size!r}: expected a positive integer")
         self._loss = loss
         self._batch_size = batch_size
+        self._transform = transform
         self._eval = parallel.compile_eval_step(step.make_eval_step(loss))
 
-    def __call__(self, state: TrainState, data: ArrayDataset) -> dict[str, float]:
+    def __call__(self, state: TrainState, data) -> dict[str, float]:
         """Loss, accuracy and, for binary tasks, precision, recall and exact AUC on `data`."""
         totals = _zero_totals(self._loss, state)
-        scores, masks = [], []
-        for batch in batching.eval_batches(data, self._batch_size):
+        scores, labels, masks = [], [], []
+        for batch in batching.eval_batches(data, self._batch_size, transform=self._transform):
             totals, batch_scores = self._eval(state, totals, batch)
             scores.append(batch_scores)
+            labels.append(batch["y"] if batch["y"].ndim == 1 else batch["y"].argmax(axis=-1))
             masks.append(batch["mask"])
         totals, scores = parallel.fetch((totals, scores))
         result = metrics.compute(totals)
         if "true_pos" in totals:
             real = np.concatenate(masks) > 0
-            result["auc"] = metrics.roc_auc(np.concatenate(scores)[real], data.y)
+            result["auc"] = metrics.roc_auc(np.concatenate(scores)[real], np.concatenate(labels)[real])
         return result
 
 
@@ -75,32 +77,24 @@ def _zero_totals(loss: Loss, state: TrainState) -> dict:
 
 def train(
     state: TrainState,
-    train_data: ArrayDataset,
+    feed,
     *,
     loss: Loss,
     epochs: int,
-    batch_size: int,
-    seed: int,
-    shuffle: bool = True,
-    drop_remainder: bool = False,
     eval_data: ArrayDataset | None = None,
     eval_every_epochs: int = 1,
     evaluator: Evaluator | None = None,
     progress: Progress | None = None,
     on_epoch: Callable[[dict], None] | None = None,
 ) -> tuple[TrainState, History]:
-    """Trains for `epochs` passes over `train_data`.
+    """Trains for `epochs` passes over the data that `feed` serves.
 
     Args:
       state: the initial state; it is donated to the first step, so use the
         returned state from then on.
-      train_data: the training examples.
-      loss: the loss to minimise.
+      feed: a `feed.HostFeed` or `feed.ResidentFeed` (see `feed.make`).
+      loss: the loss being minimised (for metrics and evaluation).
       epochs: passes over the data.
-      batch_size: examples per step (see `data.batching` for the remainder).
-      seed: fixes the order of examples in each epoch.
-      shuffle: whether to shuffle each epoch.
-      drop_remainder: drop the last partial batch instead of padding it.
       eval_data: evaluated every `eval_every_epochs` epochs and after the last.
       evaluator: reused for evaluation (built from `loss` when None).
       progress: the console display, if any.
@@ -109,29 +103,22 @@ def train(
     Returns:
       The final state and the per-epoch history.
     """
-    train_step = parallel.compile_train_step(step.make_train_step(loss))
     if eval_data is not None and evaluator is None:
         evaluator = Evaluator(loss)
     history = History()
     steps_done = 0
     for epoch in range(1, epochs + 1):
         start = time.perf_counter()
-        totals = _zero_totals(loss, state)
-        num_steps = 0
-        for batch in batching.epoch_batches(
-            train_data, batch_size, seed=seed, epoch=epoch, shuffle=shuffle, drop_remainder=drop_remainder
-        ):
-            state, totals = train_step(state, totals, batch)
-            num_steps += 1
+        state, totals = feed.run_epoch(state, _zero_totals(loss, state), epoch)
         train_metrics = metrics.compute(parallel.fetch(totals))  # waits for the epoch to finish
         seconds = time.perf_counter() - start
-        steps_done += num_steps
+        steps_done += feed.steps_per_epoch
         record = {
             "epoch": epoch,
             "step": steps_done,
             **{f"train_{k}": v for k, v in train_metrics.items()},
             "epoch_seconds": seconds,
-            "steps_per_second": num_steps / seconds,
+            "steps_per_second": feed.steps_per_epoch / seconds,
         }
         if eval_data is not None and (epoch % eval_every_epochs == 0 or epoch == epochs):
             record.update({f"eval_{k}": v for k, v in evaluator(state, eval_data).items()})

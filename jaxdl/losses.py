@@ -43,6 +43,8 @@ def _binary_crossentropy(z, y, head_fn):
 
 def _categorical_crossentropy(z, y, head_fn):
     del head_fn  # The softmax is folded into the stable log-softmax form.
+    if y.ndim == z.ndim:  # one-hot (or soft) label rows
+        return optax.softmax_cross_entropy(z, y.astype(z.dtype))
     return optax.softmax_cross_entropy_with_integer_labels(z, y.astype(jnp.int32))
 
 

@@ -78,6 +78,8 @@ def batch_totals(
         totals["abs_error_sum"] = jnp.sum(err.reshape(err.shape[0], -1).mean(axis=-1) * mask)
         return totals
     pred, _ = predictions(loss, logits)
+    if labels.ndim == logits.ndim:  # one-hot label rows
+        labels = jnp.argmax(labels, axis=-1)
     labels = labels.astype(jnp.int32)
 
     def count(condition):

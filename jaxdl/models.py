@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 import flax.linen as nn
 import jax
+import numpy as np
 
 from jaxdl import activations
 from jaxdl.errors import InputError
@@ -50,6 +51,7 @@ class MLP(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool = False, logits: bool = False) -> jax.Array:
+        x = x.reshape((x.shape[0], -1))  # the input layer takes each example as one vector (images too)
         for i, (width, act) in enumerate(zip(self.hidden, self.hidden_activations())):
             x = nn.Dense(width, name=f"hidden_{i}")(x)
             x = activations.get(act)(x)
@@ -129,7 +131,7 @@ def check_features(model: nn.Module, x_shape: tuple[int, ...], *, argument: str 
       InputError: when the model declares `input_dim` and the data differs.
     """
     input_dim = getattr(model, "input_dim", None)
-    if input_dim is not None and tuple(x_shape[1:]) != (input_dim,):
+    if input_dim is not None and int(np.prod(x_shape[1:])) != input_dim:
         raise InputError(
             f"{argument} have shape {tuple(x_shape)}, i.e. {tuple(x_shape[1:])} per example, "
             f"but the model expects input_dim={input_dim} features"

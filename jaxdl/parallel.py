@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 
@@ -49,6 +50,38 @@ def compile_train_step(train_step: Callable) -> Callable:
     return jax.jit(step_and_accumulate, donate_argnums=(0, 1))
 
 
+def compile_resident_train_step(train_step: Callable) -> Callable:
+    """Jit-compiles a train step whose batch is gathered on the device from a device-resident split.
+
+    Returns:
+      step(state, totals, arrays, indices, mask, i) -> (state, totals), where
+      `arrays` holds the whole split ({"x", "y"}) on the device, `indices`
+      and `mask` (steps, batch) are the epoch's plan, and `i` the step.
+    """
+
+    def gather_step_and_accumulate(state, totals, arrays, indices, mask, i):
+        rows = jax.lax.dynamic_index_in_dim(indices, i, keepdims=False)
+        batch = {
+            "x": jnp.take(arrays["x"], rows, axis=0),
+            "y": jnp.take(arrays["y"], rows, axis=0),
+            "mask": jax.lax.dynamic_index_in_dim(mask, i, keepdims=False),
+        }
+        state, batch_totals = train_step(state, batch)
+        return state, metrics.merge(totals, batch_totals)
+
+    return jax.jit(gather_step_and_accumulate, donate_argnums=(0, 1))
+
+
+def compile_epoch_plan(plan: Callable) -> Callable:
+    """Jit-compiles plan(seed, epoch) -> (indices, mask), so each epoch's order is computed on the device."""
+    return jax.jit(plan)
+
+
+def to_device(tree):
+    """Copies a pytree of host arrays to the default device once, to stay there."""
+    return jax.device_put(tree)
+
+
 def compile_eval_step(eval_step: Callable) -> Callable:
     """Jit-compiles an eval step that adds its totals to running totals.
 
@@ -71,6 +104,11 @@ def compile_predict_step(predict_step: Callable) -> Callable:
 def fetch(tree):
     """Copies a pytree of device arrays to host numpy arrays (waits for them)."""
     return jax.tree.map(np.asarray, jax.device_get(tree))
+
+
+def process_shard() -> tuple[int, int]:
+    """This process's share of the data: (`jax.process_index()`, `jax.process_count()`)."""
+    return jax.process_index(), jax.process_count()
 
 
 def device_summary() -> dict:

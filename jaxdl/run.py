@@ -13,12 +13,12 @@ import jax
 import ml_collections
 import optax
 
-from jaxdl import __version__, data, losses, models, optim, parallel, state as state_lib
+from jaxdl import __version__, data, feed, losses, models, optim, parallel, state as state_lib
 from jaxdl.errors import InputError
 from jaxdl.loop import Evaluator, train
 from jaxdl.writers import JsonLinesWriter, Progress, write_json
 
-RUN_FILES = ("config.json", "metrics.jsonl", "summary.json")
+RUN_FILES = ("config.json", "metrics.jsonl", "summary.json", "scaler.json")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,12 +61,23 @@ def setup(cfg: ml_collections.ConfigDict) -> Setup:
     _check_bool(cfg.train.shuffle, "train.shuffle")
     drop_remainder = _check_bool(cfg.train.drop_remainder, "train.drop_remainder")
 
+    _check_int(cfg.data.device_max_mb, "data.device_max_mb", 0)
+    _check_int(cfg.data.workers, "data.workers", 0)
+    _check_bool(cfg.data.one_hot, "data.one_hot")
+    if cfg.data.pipeline not in feed.PIPELINES:
+        raise InputError(f"data.pipeline={cfg.data.pipeline!r} is not known; expected one of: {', '.join(feed.PIPELINES)}")
     splits = data.load(
         cfg.data.name,
         data_dir=cfg.data.data_dir,
+        csv_path=cfg.data.csv_path,
+        label_column=cfg.data.label_column,
+        csv_header=cfg.data.csv_header,
+        csv_delimiter=cfg.data.csv_delimiter,
         test_fraction=cfg.data.test_fraction,
+        validation_fraction=cfg.data.validation_fraction,
         split_seed=cfg.data.split_seed,
         scaling=cfg.data.scaling,
+        one_hot=cfg.data.one_hot,
     )
     data.check_batch_size(cfg.train.batch_size, len(splits.train), argument="train.batch_size")
 
@@ -79,11 +90,16 @@ def setup(cfg: ml_collections.ConfigDict) -> Setup:
         head = cfg.model.output
     model = models.build(cfg.model, num_outputs=num_outputs, output_activation=head)
     losses.check_head(loss, num_outputs, head)
-    models.check_features(model, splits.train.x.shape, argument=f"{cfg.data.name} features")
-    losses.check_labels(loss, splits.train.y, num_outputs, argument=f"{cfg.data.name} train labels")
-    losses.check_labels(loss, splits.test.y, num_outputs, argument=f"{cfg.data.name} test labels")
+    name = splits.info.name
+    models.check_features(model, splits.train.x.shape, argument=f"{name} features")
+    for split_name in ("train", "validation", "test"):
+        split = getattr(splits, split_name)
+        if split is not None:
+            losses.check_labels(loss, split.y, num_outputs, argument=f"{name} {split_name} labels")
 
-    steps = data.steps_per_epoch(len(splits.train), cfg.train.batch_size, drop_remainder=drop_remainder)
+    steps = data.steps_per_epoch(
+        len(splits.train), cfg.train.batch_size, shard_count=parallel.process_shard()[1], drop_remainder=drop_remainder
+    )
     tx = optim.build(cfg.optimizer.to_dict(), total_steps=steps * epochs)
     return Setup(splits=splits, loss=loss, model=model, tx=tx, steps_per_epoch=steps)
 
@@ -128,6 +144,8 @@ def train_and_evaluate(
         if os.path.exists(os.path.join(workdir, name)):
             os.unlink(os.path.join(workdir, name))
     write_json(os.path.join(workdir, "config.json"), cfg.to_dict())
+    if run.splits.scaler is not None:  # so that predictions on new raw data scale it the same way
+        write_json(os.path.join(workdir, "scaler.json"), run.splits.scaler.to_dict())
 
     progress = Progress(cfg.train.epochs, quiet=quiet)
     info = run.splits.info
@@ -140,6 +158,17 @@ def train_and_evaluate(
         f"{cfg.train.epochs} epochs of {run.steps_per_epoch} steps at batch size {cfg.train.batch_size}"
     )
 
+    splits = run.splits
+    shard_index, shard_count = parallel.process_shard()
+    train_feed = feed.make(
+        splits.train, run.loss, batch_size=cfg.train.batch_size, seed=cfg.seed, shuffle=cfg.train.shuffle,
+        drop_remainder=cfg.train.drop_remainder, pipeline=cfg.data.pipeline,
+        device_max_bytes=cfg.data.device_max_mb << 20, transform=splits.transform, workers=cfg.data.workers,
+        shard_index=shard_index, shard_count=shard_count,
+    )
+    evaluator = Evaluator(run.loss, batch_size=cfg.train.eval_batch_size, transform=splits.transform)
+    eval_split = "validation" if splits.validation is not None else "test"
+    progress.message(f"data pipeline: {train_feed.kind}; evaluating on the {eval_split} split during training")
     writer = JsonLinesWriter(os.path.join(workdir, "metrics.jsonl"))
 
     def log(record: dict) -> None:
@@ -149,28 +178,29 @@ def train_and_evaluate(
                       "epoch_seconds": record["epoch_seconds"], "steps_per_second": record["steps_per_second"]})
         eval_part = {k[len("eval_"):]: v for k, v in record.items() if k.startswith("eval_")}
         if eval_part:
-            writer.write({"type": "eval", **common, **eval_part})
+            writer.write({"type": "eval", "split": eval_split, **common, **eval_part})
 
     try:
         final, history = train(
             initial,
-            run.splits.train,
+            train_feed,
             loss=run.loss,
             epochs=cfg.train.epochs,
-            batch_size=cfg.train.batch_size,
-            seed=cfg.seed,
-            shuffle=cfg.train.shuffle,
-            drop_remainder=cfg.train.drop_remainder,
-            eval_data=run.splits.test,
+            eval_data=splits.validation if splits.validation is not None else splits.test,
             eval_every_epochs=cfg.train.eval_every_epochs,
-            evaluator=Evaluator(run.loss, batch_size=cfg.train.eval_batch_size),
+            evaluator=evaluator,
             progress=progress,
             on_epoch=log,
         )
+        last = history.last
+        if splits.validation is not None:  # the final figures are always the test split's
+            test = {f"eval_{k}": v for k, v in evaluator(final, splits.test).items()}
+            writer.write({"type": "eval", "split": "test", "epoch": last["epoch"], "step": last["step"],
+                          **{k[len("eval_"):]: v for k, v in test.items()}})
+            last = {**{k: v for k, v in last.items() if not k.startswith("eval_")}, **test}
     finally:
         writer.close()
 
-    last = history.last
     summary = {
         **{k: v for k, v in last.items() if k.startswith(("eval_", "train_"))},
         "steps": int(final.step),
@@ -180,7 +210,8 @@ def train_and_evaluate(
         "num_params": state_lib.param_count(final.params),
         "seed": cfg.seed,
         "dataset": info.name,
-        "test_examples": len(run.splits.test),
+        "test_examples": len(splits.test),
+        "pipeline": train_feed.kind,
         "loss": run.loss.name,
         "versions": {"jaxdl": __version__, "jax": jax.__version__, "python": sys.version.split()[0]},
         "devices": parallel.device_summary(),

@@ -1,9 +1,12 @@
 """Test setup: 8 simulated CPU devices (set before jax is imported), shared small fixtures."""
 
 import os
+import tempfile
 
 os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8").strip()
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# Datasets prepared by the tests go to a fresh folder, never the user's ~/tensorflow_datasets.
+os.environ.setdefault("TFDS_DATA_DIR", tempfile.mkdtemp(prefix="jaxdl-tests-tfds-"))
 # On a GPU, let test subprocesses allocate memory beside the test process.
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 

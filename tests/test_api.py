@@ -69,8 +69,8 @@ def test_fit_rejects_bad_data(blobs, compiles):
     with pytest.raises(InputError, match=r"label 10 .*the model has 10 outputs"):
         jaxdl.fit(jaxdl.MLP(num_outputs=10, output_activation="softmax"), (x, np.full(200, 10)),
                   loss="categorical_crossentropy", verbose=False)
-    with pytest.raises(InputError, match="'iris' is not a known dataset"):
-        jaxdl.fit(jaxdl.MLP(), "iris", verbose=False)
+    with pytest.raises(InputError, match="dataset 'iris_typo' is not known"):
+        jaxdl.fit(jaxdl.MLP(), "iris_typo", verbose=False)
     assert compiles.count == before
 
 

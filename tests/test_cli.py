@@ -22,12 +22,13 @@ def test_train_writes_the_workdir(tmp_path, capsys):
     assert cli.main(["train", "--workdir", workdir, "--config.train.epochs=3", "--config.train.eval_every_epochs", "2"]) == 0
     out = capsys.readouterr().out
     assert "epoch 3/3" in out and "test accuracy" in out and f"workdir: {workdir}" in out
-    assert sorted(os.listdir(workdir)) == ["config.json", "metrics.jsonl", "summary.json"]
+    assert sorted(os.listdir(workdir)) == ["config.json", "metrics.jsonl", "scaler.json", "summary.json"]
     with open(os.path.join(workdir, "config.json")) as f:
         assert json.load(f)["train"]["epochs"] == 3
     with open(os.path.join(workdir, "metrics.jsonl")) as f:
         records = [json.loads(line) for line in f]
     assert [(r["type"], r["epoch"]) for r in records] == [("train", 1), ("train", 2), ("eval", 2), ("train", 3), ("eval", 3)]
+    assert records[-1]["split"] == "test"
     assert records[-1]["step"] == 3 * 46 and {"loss", "accuracy", "precision", "recall", "auc"} <= set(records[-1])
     summary = _summary(workdir)
     assert SUMMARY_KEYS <= set(summary)
@@ -48,10 +49,54 @@ def test_the_seed_network_reaches_its_target_and_is_reproducible(tmp_path):
     assert digests["a"] == digests["b"] != digests["c"]
 
 
-def test_digits_mlp_reaches_its_target(tmp_path):
+def test_digits_mlp_reaches_its_target_through_tfds(tmp_path):
     workdir = str(tmp_path / "digits")
-    assert cli.main(["train", "--config", os.path.join(EXPERIMENTS, "digits_mlp.py"), "--workdir", workdir, "--quiet"]) == 0
-    assert _summary(workdir)["eval_accuracy"] >= 0.95
+    data_dir = str(tmp_path / "tfds")
+    assert cli.main(["train", "--config", os.path.join(EXPERIMENTS, "digits_mlp.py"), "--workdir", workdir,
+                     "--quiet", f"--config.data.data_dir={data_dir}"]) == 0
+    summary = _summary(workdir)
+    assert summary["eval_accuracy"] >= 0.95 and summary["pipeline"] == "device"
+    # The embedded dataset was prepared as a TFDS array_record dataset on first use.
+    assert any(f.endswith(".array_record-00000-of-00001") for f in os.listdir(os.path.join(data_dir, "jaxdl_digits", "1.0.0")))
+
+
+def test_csv_mlp_trains_the_seed_network_on_a_csv_file(tmp_path):
+    from sklearn.datasets import load_breast_cancer
+    import numpy as np
+
+    bunch = load_breast_cancer()
+    path = tmp_path / "cancer.csv"
+    np.savetxt(path, np.c_[bunch.data, bunch.target], delimiter=",", fmt="%.10g")
+    workdir = str(tmp_path / "csv")
+    assert cli.main(["train", "--config", os.path.join(EXPERIMENTS, "csv_mlp.py"), f"--config.data.csv_path={path}",
+                     "--workdir", workdir, "--quiet"]) == 0
+    summary = _summary(workdir)
+    assert summary["eval_accuracy"] >= 0.95 and summary["test_examples"] == 114 and summary["steps"] == 150 * 46
+
+
+def test_host_pipeline_run_equals_the_device_run(tmp_path):
+    digests = {}
+    for pipeline in ("host", "device"):
+        workdir = str(tmp_path / pipeline)
+        assert cli.main(["train", "--workdir", workdir, "--quiet", "--config.train.epochs=3",
+                         f"--config.data.pipeline={pipeline}"]) == 0
+        digests[pipeline] = _summary(workdir)["params_sha256"]
+    assert digests["host"] == digests["device"]
+
+
+def test_data_prepare_and_list(tmp_path, capsys, monkeypatch):
+    from jaxdl.data import tfds_source
+
+    data_dir = str(tmp_path / "tfds")
+    assert cli.main(["data", "list", "--data_dir", data_dir]) == 0
+    assert "no datasets prepared" in capsys.readouterr().out
+    assert cli.main(["data", "prepare", "wine", "--data_dir", data_dir]) == 0
+    assert cli.main(["data", "list", "--data_dir", data_dir]) == 0
+    assert "wine                 1.0.0    train 178" in capsys.readouterr().out
+    # Without network, a dataset that must be downloaded fails fast with what to do instead.
+    monkeypatch.setattr(tfds_source, "_network_reachable", lambda: False)
+    assert cli.main(["data", "prepare", "mnist", "--data_dir", data_dir]) == 2
+    assert "cannot prepare 'mnist': there is no network access here" in capsys.readouterr().err
 
 
 def test_python_dash_m_runs_the_same_command(tmp_path):
@@ -71,7 +116,12 @@ def test_python_dash_m_runs_the_same_command(tmp_path):
     [
         (["--config.train.epoch=3"], "no such config key; did you mean 'train.epochs'"),
         (["--config", "experiments/missing.py"], "the config file 'experiments/missing.py' does not exist"),
-        (["--config.data.name=cifar"], "data.name='cifar' is not a known dataset; expected one of: breast_cancer, digits"),
+        (["--config.data.name=cifar"], "dataset 'cifar' is not known: expected an embedded dataset (breast_cancer, digits, iris, wine)"),
+        (["--config.data.name=mnist", "--config.data.data_dir=/nonexistent/tfds"],
+         "dataset 'mnist' is not prepared in /nonexistent/tfds; prepare it with: jaxdl data prepare mnist --data_dir /nonexistent/tfds"),
+        (["--config.data.csv_path=/nonexistent/pima.csv"], "data.csv_path='/nonexistent/pima.csv': no such file"),
+        (["--config", os.path.join(EXPERIMENTS, "csv_mlp.py")], "data.name='csv' needs a file: pass --config.data.csv_path=FILE"),
+        (["--config.data.pipeline=gpu"], "data.pipeline='gpu' is not known; expected one of: auto, device, host"),
         (["--config.train.batch_size=0"], "train.batch_size=0: expected a positive integer"),
         (["--config.train.batch_size=1000"], r"train.batch_size=1000 is larger than the dataset (455 examples)"),
         (["--config.optimizer.name=adagrad"], "optimizer.name='adagrad' is not a known optimizer; expected one of: adam, adamw, rmsprop, sgd"),

@@ -2,7 +2,7 @@ import jax
 import numpy as np
 import optax
 
-from jaxdl import loop, losses, models, state as state_lib
+from jaxdl import feed, loop, losses, models, state as state_lib
 from jaxdl.data import ArrayDataset
 
 
@@ -12,9 +12,9 @@ def test_no_compiles_after_the_first_epoch_and_eval_on_schedule(blobs, compiles)
     model = models.MLP(hidden=(8,), num_outputs=1)
     initial = state_lib.create(model, optax.adam(1e-2), rng=jax.random.PRNGKey(0), input_shape=(4,))
     counts = []
+    bce = losses.get("binary_crossentropy")
     _, history = loop.train(
-        initial, train_set, loss=losses.get("binary_crossentropy"), epochs=5, batch_size=16, seed=0,
-        eval_data=test_set, eval_every_epochs=2, on_epoch=lambda record: counts.append(compiles.count),
+        initial, feed.make(train_set, bce, batch_size=16, seed=0), loss=bce, epochs=5, eval_data=test_set, eval_every_epochs=2, on_epoch=lambda record: counts.append(compiles.count),
     )
     assert counts[1] == counts[0] + 1  # the first evaluation (epoch 2) compiles the eval step
     assert counts[2:] == [counts[1]] * 3  # then nothing compiles: training and evaluation reuse their programs

@@ -5,7 +5,7 @@ import optax
 import pytest
 
 from jaxdl import losses, metrics, models, parallel, state as state_lib, step
-from jaxdl.data import ArrayDataset, epoch_batches
+from jaxdl.data import ArrayDataset, HostPipeline
 
 BCE = losses.get("binary_crossentropy")
 
@@ -26,7 +26,7 @@ def test_loss_falls_over_training(blobs):
     state, epoch_losses = _state(), []
     for epoch in range(1, 11):
         totals = _zeros()
-        for batch in epoch_batches(data, 16, seed=0, epoch=epoch):
+        for batch in HostPipeline(data, batch_size=16, seed=0).iterator(epoch):
             state, totals = train(state, totals, batch)
         epoch_losses.append(metrics.compute(parallel.fetch(totals))["loss"])
     assert epoch_losses[-1] < 0.5 * epoch_losses[0]
@@ -39,7 +39,7 @@ def test_jitted_step_does_not_recompile(blobs, compiles):
     data = ArrayDataset(x, y.astype(np.int32))
     train = parallel.compile_train_step(step.make_train_step(BCE))
     state = _state()
-    batches = list(epoch_batches(data, 16, seed=0, epoch=1))  # the last one is padded
+    batches = list(HostPipeline(data, batch_size=16, seed=0).iterator(1))  # the last one is padded
     before = compiles.count
     state, totals = train(state, _zeros(), batches[0])
     assert compiles.count == before + 1

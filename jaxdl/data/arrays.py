@@ -17,6 +17,10 @@ class ArrayDataset:
     def __len__(self) -> int:
         return len(self.x)
 
+    def read(self, indices: np.ndarray) -> dict:
+        """The examples at `indices`, as a batch."""
+        return {"x": self.x[indices], "y": self.y[indices]}
+
 
 def from_arrays(x, y, *, argument: str = "train_data") -> ArrayDataset:
     """Checks a pair of arrays and wraps it as a dataset.

@@ -1,0 +1,146 @@
+"""Where data comes from: embedded datasets, any TFDS dataset, CSV files; and the splits cut from them.
+
+`load` returns a dataset's train / validation / test splits and how to use
+them. Splits cut by jaxdl (test and validation carved from a dataset that
+has only a train split) are stratified by class and fixed by
+`split_seed`, so every run is tested on the same examples. Scaling is fitted
+on the training split only.
+"""
+
+import dataclasses
+
+import numpy as np
+import sklearn.model_selection
+
+from jaxdl.data import csv_source, tfds_source, transforms
+from jaxdl.data.arrays import ArrayDataset, Scaler
+from jaxdl.errors import InputError
+
+EMBEDDED = tfds_source.EMBEDDED
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetInfo:
+    """What a model needs to know about a dataset."""
+
+    name: str
+    num_examples: int
+    feature_shape: tuple[int, ...]  # one example, after the split's transform
+    num_classes: int | None  # None for regression targets
+    class_names: tuple[str, ...]
+    description: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Splits:
+    """A dataset's splits, the host transform for their batches, and the fitted scaler."""
+
+    train: ArrayDataset
+    test: ArrayDataset
+    info: DatasetInfo
+    scaler: Scaler | None = None
+    validation: ArrayDataset | None = None
+    transform: transforms.Chain | None = None
+
+
+def _carve(x, y, fraction: float, seed: int, *, argument: str):
+    stratify = y if y.dtype.kind in "iu" and np.bincount(y).min(initial=2) >= 2 else None
+    try:
+        return sklearn.model_selection.train_test_split(x, y, test_size=fraction, random_state=seed, stratify=stratify)
+    except ValueError as err:
+        raise InputError(f"{argument}={fraction}: cannot split {len(x)} examples that way ({err})") from None
+
+
+def _check_fraction(value, argument: str, *, allow_zero: bool) -> float:
+    low_ok = value >= 0.0 if allow_zero else value > 0.0
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (low_ok and value < 1.0):
+        raise InputError(f"{argument}={value!r}: expected a fraction in {'[0' if allow_zero else '(0'}, 1)")
+    return float(value)
+
+
+def load(
+    name: str = "breast_cancer",
+    *,
+    data_dir: str | None = None,
+    csv_path: str | None = None,
+    label_column: str = "last",
+    csv_header: str = "auto",
+    csv_delimiter: str = ",",
+    test_fraction: float = 0.2,
+    validation_fraction: float = 0.0,
+    split_seed: int = 0,
+    scaling: str = "standard",
+    one_hot: bool = False,
+) -> Splits:
+    """Loads a dataset and cuts its splits.
+
+    Args:
+      name: an embedded dataset (breast_cancer, digits, iris, wine), prepared
+        as a TFDS dataset on first use, or any prepared TFDS dataset; ignored
+        when `csv_path` is given ("csv" says that one must be).
+      data_dir: the TFDS data directory (None: TFDS's default).
+      csv_path, label_column, csv_header, csv_delimiter: a CSV file of numbers
+        (see `csv_source.read`).
+      test_fraction: the part held out for testing when the dataset has no
+        test split of its own.
+      validation_fraction: the part of the training split held out for
+        evaluation during training (0: evaluate on the test split).
+      split_seed: fixes the carved splits.
+      scaling: "standard", "minmax" or "none" for feature vectors (fitted on
+        the training split); images are always scaled to [0, 1].
+      one_hot: give class labels as one-hot rows.
+
+    Raises:
+      InputError: for an unknown dataset, a bad file, or bad split settings.
+    """
+    test_fraction = _check_fraction(test_fraction, "data.test_fraction", allow_zero=False)
+    validation_fraction = _check_fraction(validation_fraction, "data.validation_fraction", allow_zero=True)
+    if csv_path is None and name == "csv":
+        raise InputError("data.name='csv' needs a file: pass --config.data.csv_path=FILE")
+    if csv_path is not None:
+        x, y, _ = csv_source.read(csv_path, label_column=label_column, header=csv_header, delimiter=csv_delimiter)
+        classes = np.unique(y) if y.dtype.kind in "iu" else None
+        num_classes = int(y.max()) + 1 if classes is not None else None
+        meta = {"name": csv_path, "num_classes": num_classes, "class_names": tuple(str(c) for c in range(num_classes or 0)),
+                "description": f"CSV file {csv_path}"}
+        test = None
+    else:
+        x, y, meta = tfds_source.load_arrays(name, "train", data_dir=data_dir)
+        test = None
+        if "test" in meta.get("splits", {}):
+            x_test, y_test, _ = tfds_source.load_arrays(name, "test", data_dir=data_dir)
+            test = (x_test, y_test)
+    if test is None:
+        x, x_test, y, y_test = _carve(x, y, test_fraction, split_seed, argument="data.test_fraction")
+    else:
+        x_test, y_test = test
+    x_val = y_val = None
+    if validation_fraction > 0:
+        x, x_val, y, y_val = _carve(x, y, validation_fraction, split_seed, argument="data.validation_fraction")
+
+    chain = []
+    scaler = None
+    if meta.get("feature_key") == "image":  # pixel values 0-255
+        chain.append(transforms.NormalizeImages())
+    else:
+        scaler = Scaler.fit(x, scaling)
+        x, x_test = scaler.transform(x), scaler.transform(x_test)
+        x_val = scaler.transform(x_val) if x_val is not None else None
+    if one_hot and meta["num_classes"]:
+        chain.append(transforms.OneHot(meta["num_classes"]))
+    info = DatasetInfo(
+        name=meta["name"],
+        num_examples=len(x) + len(x_test) + (len(x_val) if x_val is not None else 0),
+        feature_shape=tuple(x.shape[1:]),
+        num_classes=meta["num_classes"],
+        class_names=tuple(meta["class_names"]),
+        description=meta["description"],
+    )
+    return Splits(
+        train=ArrayDataset(x, y),
+        test=ArrayDataset(x_test, y_test),
+        validation=ArrayDataset(x_val, y_val) if x_val is not None else None,
+        info=info,
+        scaler=scaler,
+        transform=transforms.Chain(tuple(chain)) if chain else None,
+    )

@@ -1,0 +1,416 @@
+"""TFDS datasets read by random access: `tfds.data_source` over array_record files.
+
+The four datasets that ship inside scikit-learn (breast_cancer, digits, iris,
+wine) are real TFDS datasets here, built locally without network on first use.
+They are registered with TFDS as `jaxdl_<name>` because TFDS has builders of
+its own for some of these names (`iris`), but this module's API calls them by
+their plain names. Every example sits in one "train" split, in scikit-learn's
+order; jaxdl cuts its own stratified train/test split later.
+
+Any other TFDS dataset is served once `prepare` has downloaded it. Reading never
+touches the network: whether a dataset is prepared is decided from the files in
+`data_dir` before TFDS is asked for anything, so an unprepared dataset fails at
+once with a hint instead of a download or a hang.
+
+Preparation is atomic because TFDS writes every file into an
+`incomplete.*` directory beside the version directory and renames it into place
+only after `dataset_info.json` is written; an interrupted preparation leaves at
+most that temporary directory, which nothing here (or in TFDS) will read.
+"""
+
+import concurrent.futures
+import functools
+import json
+import logging
+import os
+import socket
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import sklearn.datasets
+import sklearn.utils
+import tensorflow_datasets as tfds
+
+from jaxdl.errors import InputError
+
+_HOMEPAGE = "https://scikit-learn.org/stable/datasets/toy_dataset.html"
+_DATASET_INFO = "dataset_info.json"
+_CHUNK = 1024
+
+
+class _SklearnBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+    """A scikit-learn toy dataset as one "train" split, keyed by row index."""
+
+    VERSION = tfds.core.Version("1.0.0")
+    RELEASE_NOTES = {"1.0.0": "scikit-learn's rows and labels as float32 features, in scikit-learn's order."}
+    _loader: Callable[[], sklearn.utils.Bunch]  # set by each subclass
+    _about: str = ""
+    # Nothing is downloaded, so there are no URL checksums to look up. TFDS
+    # 4.9.10 finds them through `code_path`, which needs the undeclared
+    # `importlib_resources` package (tensorflow/datasets#11212).
+    url_infos = None
+
+    def _info(self) -> tfds.core.DatasetInfo:
+        # Built here rather than with `dataset_info_from_configs`, which reads
+        # metadata files from beside the module; this module has none.
+        bunch = _bunch(self._loader)
+        return tfds.core.DatasetInfo(
+            builder=self,
+            description=self._about,
+            features=tfds.features.FeaturesDict(
+                {
+                    "features": tfds.features.Tensor(shape=bunch.data.shape[1:], dtype=np.float32),
+                    "label": tfds.features.ClassLabel(names=[str(n) for n in bunch.target_names]),
+                }
+            ),
+            supervised_keys=("features", "label"),
+            # Keeps scikit-learn's order on disk instead of ordering by hashed key.
+            disable_shuffling=True,
+            homepage=_HOMEPAGE,
+        )
+
+    def _log_download_bytes(self) -> None:
+        # TFDS prints "Downloading and preparing dataset ..." to stdout; nothing is downloaded here.
+        logging.info("building %s in %s", self.name, self.data_dir)
+
+    def _log_download_done(self) -> None:
+        logging.info("built %s", self.name)
+
+    def _split_generators(self, dl_manager):
+        del dl_manager  # Nothing to download.
+        return {"train": self._generate_examples()}
+
+    def _generate_examples(self):
+        bunch = _bunch(self._loader)
+        for i, (x, y) in enumerate(zip(bunch.data.astype(np.float32), bunch.target)):
+            yield i, {"features": x, "label": int(y)}
+
+
+@functools.cache
+def _bunch(loader: Callable) -> sklearn.utils.Bunch:
+    return loader()
+
+
+class JaxdlBreastCancer(_SklearnBuilder):
+    """Wisconsin diagnostic breast cancer, from scikit-learn."""
+
+    name = "jaxdl_breast_cancer"
+    _loader = staticmethod(sklearn.datasets.load_breast_cancer)
+    _about = "Wisconsin diagnostic breast cancer: 569 tumours, 30 features, malignant (0) or benign (1)"
+
+
+class JaxdlDigits(_SklearnBuilder):
+    """UCI handwritten digits (8x8), from scikit-learn."""
+
+    name = "jaxdl_digits"
+    _loader = staticmethod(sklearn.datasets.load_digits)
+    _about = "UCI handwritten digits: 1,797 images of 8x8 pixels (64 features), ten classes 0-9"
+
+
+class JaxdlIris(_SklearnBuilder):
+    """Fisher's iris, from scikit-learn."""
+
+    name = "jaxdl_iris"
+    _loader = staticmethod(sklearn.datasets.load_iris)
+    _about = "Fisher's iris: 150 flowers, 4 measurements, three species"
+
+
+class JaxdlWine(_SklearnBuilder):
+    """UCI wine recognition, from scikit-learn."""
+
+    name = "jaxdl_wine"
+    _loader = staticmethod(sklearn.datasets.load_wine)
+    _about = "UCI wine recognition: 178 wines, 13 chemical measurements, three cultivars"
+
+
+# User-facing name -> builder class.
+EMBEDDED: dict[str, type[_SklearnBuilder]] = {
+    "breast_cancer": JaxdlBreastCancer,
+    "digits": JaxdlDigits,
+    "iris": JaxdlIris,
+    "wine": JaxdlWine,
+}
+_EMBEDDED_BY_REGISTERED = {cls.name: name for name, cls in EMBEDDED.items()}
+
+
+def default_data_dir() -> str:
+    """The TFDS data directory used when none is given.
+
+    Returns:
+      `$TFDS_DATA_DIR` if set (read at call time), else `~/tensorflow_datasets`.
+    """
+    return os.path.expanduser(tfds.core.constants.get_default_data_dir())
+
+
+def prepare(name: str, *, data_dir: str | None = None) -> str:
+    """Builds an embedded dataset, or downloads and prepares a TFDS dataset, as array_record.
+
+    Preparing an already prepared dataset does nothing. Files are written into a
+    temporary directory and renamed into place when complete, so an interrupted
+    preparation never leaves a dataset that `source` would read.
+
+    Args:
+      name: an embedded name (breast_cancer, digits, iris, wine) or a TFDS name,
+        optionally with a config ("glue/cola").
+      data_dir: the TFDS data directory; None for `default_data_dir()`.
+
+    Returns:
+      The prepared dataset's version directory.
+
+    Raises:
+      InputError: for a name that is neither embedded nor a TFDS dataset.
+      Exception: whatever TFDS raises when a download or the generation fails.
+    """
+    root = _root(data_dir)
+    if name in EMBEDDED:
+        builder = EMBEDDED[name](data_dir=root)
+        config = tfds.download.DownloadConfig(try_download_gcs=False)
+        tfds.disable_progress_bar()  # a first run's console shows jaxdl's progress, not TFDS's bars
+    else:
+        _check_known(name)
+        if _version_dir(root, name) is None and not _network_reachable():
+            # Without this check TFDS retries its downloads for minutes before failing.
+            raise InputError(
+                f"cannot prepare {name!r}: there is no network access here ({_DOWNLOAD_HOST} does not "
+                f"resolve). Prepare it on a machine with network access (jaxdl data prepare {name}) and copy "
+                f"its folder {os.path.join(root, name.split('/')[0])} here"
+            )
+        builder = tfds.builder(name, data_dir=root)
+        config = tfds.download.DownloadConfig()
+    try:
+        builder.download_and_prepare(file_format="array_record", download_config=config)
+    except ModuleNotFoundError as err:
+        if err.name != "importlib_resources":
+            raise
+        raise ModuleNotFoundError(
+            f"preparing {name!r} needs the importlib_resources package, which TFDS uses but does not "
+            "declare (tensorflow/datasets#11212); install it with: pip install importlib_resources",
+            name=err.name,
+        ) from err
+    except Exception:
+        # Another process may have renamed its finished copy into place first.
+        if _version_dir(root, name) is None:
+            raise
+    return os.fspath(builder.data_path)
+
+
+# TFDS's own mirror, where most of its datasets download from.
+_DOWNLOAD_HOST = "storage.googleapis.com"
+
+
+def _network_reachable(timeout: float = 5.0) -> bool:
+    """Whether TFDS's download host resolves, decided within `timeout` seconds."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        lookup = pool.submit(socket.getaddrinfo, _DOWNLOAD_HOST, 443)
+        try:
+            lookup.result(timeout=timeout)
+        except (OSError, concurrent.futures.TimeoutError):
+            return False
+    return True
+
+
+def is_prepared(name: str, *, data_dir: str | None = None) -> bool:
+    """Whether a dataset is prepared in `data_dir`, judged from its files alone (no network).
+
+    Args:
+      name: an embedded or TFDS dataset name; unknown names are simply not prepared.
+      data_dir: the TFDS data directory; None for `default_data_dir()`.
+
+    Returns:
+      True when a version directory with a `dataset_info.json` exists (for an
+      embedded dataset: the version this module builds).
+    """
+    return _version_dir(_root(data_dir), name) is not None
+
+
+def source(name: str, split: str, *, data_dir: str | None = None) -> Sequence[dict[str, Any]]:
+    """A random-access source over one split (`len`, `__getitem__`, `__getitems__`).
+
+    Embedded datasets are prepared on first use; other datasets must have been
+    prepared with `prepare` (or `jaxdl data prepare NAME`).
+
+    Args:
+      name: an embedded or TFDS dataset name.
+      split: a split name such as "train", or a TFDS split expression over the
+        dataset's splits ("train[:80%]").
+      data_dir: the TFDS data directory; None for `default_data_dir()`.
+
+    Returns:
+      The `tfds.data_source` for the split (an `ArrayRecordDataSource`, a
+      `Sequence`); each item is a dict of numpy values.
+
+    Raises:
+      InputError: for an unknown dataset, a TFDS dataset that is not prepared,
+        or a split the dataset does not have.
+    """
+    root = _root(data_dir)
+    version_dir = _version_dir(root, name)
+    if version_dir is None:
+        if name not in EMBEDDED:
+            _check_known(name)
+            raise InputError(_not_prepared_message(name, root, data_dir))
+        version_dir = prepare(name, data_dir=root)
+    _check_split(name, split, _read_info(version_dir))
+    version = os.path.basename(version_dir)
+    return tfds.data_source(f"{_registered(name)}:{version}", split=split, data_dir=root, download=False)
+
+
+def list_prepared(*, data_dir: str | None = None) -> list[dict]:
+    """The datasets prepared in `data_dir`, read from their `dataset_info.json` files.
+
+    Args:
+      data_dir: the TFDS data directory; None for `default_data_dir()`.
+
+    Returns:
+      One dict per prepared version, sorted by name then version: "name" (the
+      name to pass to `source`), "version", "splits" ({split: examples}) and "path".
+    """
+    root = _root(data_dir)
+    found = []
+    for dataset_dir in _subdirs(root):
+        registered = os.path.basename(dataset_dir)
+        # A dataset with configs keeps its versions one level down: NAME/CONFIG/VERSION.
+        for parent, label in [(dataset_dir, registered)] + [
+            (d, f"{registered}/{os.path.basename(d)}") for d in _subdirs(dataset_dir) if not _is_version(d)
+        ]:
+            for version_dir in filter(_is_prepared_version, _subdirs(parent)):
+                info = _read_info(version_dir)
+                found.append(
+                    {
+                        "name": _EMBEDDED_BY_REGISTERED.get(label, label),
+                        "version": os.path.basename(version_dir),
+                        "splits": {s["name"]: sum(int(n) for n in s.get("shardLengths", [])) for s in info["splits"]},
+                        "path": version_dir,
+                    }
+                )
+    return sorted(found, key=lambda d: (d["name"], tfds.core.Version(d["version"])))
+
+
+def load_arrays(name: str, split: str, *, data_dir: str | None = None) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Reads a whole split into memory as features and labels.
+
+    Features come from the "features" feature, or "image" for image datasets
+    (returned as float32 without normalising). Labels come from "label".
+
+    Args:
+      name: an embedded or TFDS dataset name.
+      split: a split name or TFDS split expression.
+      data_dir: the TFDS data directory; None for `default_data_dir()`.
+
+    Returns:
+      `(x, y, info)`: x float32 (N, ...), y int32 (N,) for class labels (float32
+      otherwise), and info with name, split, num_examples, feature_key
+      ("features" or "image"), feature_dtype (as stored, e.g. "uint8"),
+      feature_shape, num_classes (None if labels are not classes),
+      class_names, splits ({split: examples} for the whole dataset) and
+      description.
+
+    Raises:
+      InputError: as `source` does, or when the dataset has no "features" or
+        "image" feature, no "label" feature, or features of varying shape.
+    """
+    src = source(name, split, data_dir=data_dir)
+    features = src.dataset_info.features
+    key = next((k for k in ("features", "image") if k in features), None)
+    if key is None or "label" not in features:
+        raise InputError(
+            f"dataset {name!r} has features {sorted(features)}; "
+            "expected 'features' or 'image', and 'label'"
+        )
+    xs, ys = [], []
+    # One `__getitems__` call per chunk reads the records in one batched call.
+    for start in range(0, len(src), _CHUNK):
+        examples = src.__getitems__(list(range(start, min(start + _CHUNK, len(src)))))
+        try:
+            xs.append(np.stack([e[key] for e in examples]).astype(np.float32))
+        except ValueError:
+            raise InputError(f"dataset {name!r}: the {key!r} feature varies in shape; expected one shape") from None
+        ys.append(np.asarray([e["label"] for e in examples]))
+    x = np.concatenate(xs) if xs else np.zeros((0, *features[key].shape), np.float32)
+    y = np.concatenate(ys) if ys else np.zeros((0,), np.int64)
+    label = features["label"]
+    is_class = isinstance(label, tfds.features.ClassLabel)
+    info = {
+        "name": name,
+        "split": split,
+        "num_examples": len(x),
+        "feature_key": key,
+        "feature_dtype": np.dtype(features[key].np_dtype).name,
+        "feature_shape": tuple(x.shape[1:]),
+        "num_classes": label.num_classes if is_class else None,
+        "class_names": tuple(label.names) if is_class else (),
+        "splits": {s.name: s.num_examples for s in src.dataset_info.splits.values()},
+        "description": src.dataset_info.description or "",
+    }
+    return x, y.astype(np.int32 if y.dtype.kind in "iub" else np.float32), info
+
+
+def _root(data_dir: str | os.PathLike | None) -> str:
+    return os.path.expanduser(os.fspath(data_dir)) if data_dir else default_data_dir()
+
+
+def _registered(name: str) -> str:
+    return EMBEDDED[name].name if name in EMBEDDED else name
+
+
+def _subdirs(path: str) -> list[str]:
+    try:
+        entries = list(os.scandir(path))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    # `incomplete.*` (an unfinished preparation), `downloads` and hidden folders hold no dataset.
+    return sorted(e.path for e in entries if e.is_dir() and not e.name.startswith((".", "incomplete.")))
+
+
+def _is_version(path: str) -> bool:
+    return tfds.core.Version.is_valid(os.path.basename(path))
+
+
+def _is_prepared_version(path: str) -> bool:
+    return _is_version(path) and os.path.isfile(os.path.join(path, _DATASET_INFO))
+
+
+def _version_dir(root: str, name: str) -> str | None:
+    """The directory of the prepared version to read, or None, from the files alone."""
+    dataset_dir = os.path.join(root, _registered(name))
+    if name in EMBEDDED:
+        # Only the version this code builds; an older one is rebuilt, not read.
+        candidate = os.path.join(dataset_dir, str(EMBEDDED[name].VERSION))
+        return candidate if _is_prepared_version(candidate) else None
+    versions = [d for d in _subdirs(dataset_dir) if _is_prepared_version(d)]
+    return max(versions, key=lambda d: tfds.core.Version(os.path.basename(d)), default=None)
+
+
+def _read_info(version_dir: str) -> dict:
+    with open(os.path.join(version_dir, _DATASET_INFO)) as f:
+        return json.load(f)
+
+
+def _check_known(name: str) -> None:
+    # Without community datasets: listing those fetches an index from GCS.
+    if name.split("/")[0] not in tfds.list_builders(with_community_datasets=False):
+        raise InputError(
+            f"dataset {name!r} is not known: expected an embedded dataset ({', '.join(EMBEDDED)}) "
+            "or the name of a TFDS dataset (https://www.tensorflow.org/datasets/catalog/overview); "
+            "any TFDS dataset works once prepared with: jaxdl data prepare NAME"
+        )
+
+
+def _not_prepared_message(name: str, root: str, data_dir: str | os.PathLike | None) -> str:
+    flag = f" --data_dir {root}" if data_dir else ""
+    return (
+        f"dataset {name!r} is not prepared in {root}; prepare it with: "
+        f"jaxdl data prepare {name}{flag} (this downloads it; it needs network access)"
+    )
+
+
+def _check_split(name: str, split: str, info: dict) -> None:
+    available = [s["name"] for s in info["splits"]]
+    # A split expression such as "train[:80%]+test" names its splits before any "[".
+    wanted = [part.split("[")[0].strip() for part in split.split("+")]
+    unknown = [s for s in wanted if s not in available]
+    if unknown:
+        raise InputError(
+            f"dataset {name!r} has no split {unknown[0]!r}; expected one of: {', '.join(available)}"
+        )

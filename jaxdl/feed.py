@@ -1,0 +1,131 @@
+"""Feeding the train step: from the host pipeline, or from a split that lives on the device.
+
+Both feeds run the same pure train step over the same plan of examples
+(`data.order`), so for a given seed they train on the same batches in the
+same order; they differ only in where the batch is assembled.
+
+- `HostFeed`: the grain pipeline assembles each batch on the host and the
+  compiled step receives it. For data of any size.
+- `ResidentFeed`: the whole (transformed) split is copied to the device
+  once; each epoch's plan is computed there from (seed, epoch) and each step
+  gathers its batch on the device. Nothing but a step number crosses from
+  the host per step. For data that fits in device memory.
+"""
+
+import functools
+
+import jax.numpy as jnp
+import numpy as np
+
+from jaxdl import parallel, step
+from jaxdl.data import ArrayDataset, order
+from jaxdl.data.pipeline import HostPipeline, Source
+from jaxdl.errors import InputError
+from jaxdl.losses import Loss
+
+PIPELINES = ("auto", "device", "host")
+
+
+class HostFeed:
+    """Batches from a `HostPipeline`, one compiled step call per batch."""
+
+    kind = "host"
+
+    def __init__(self, pipeline: HostPipeline, loss: Loss):
+        self.pipeline = pipeline
+        self.steps_per_epoch = pipeline.steps_per_epoch
+        self._step = parallel.compile_train_step(step.make_train_step(loss))
+
+    def run_epoch(self, state, totals, epoch: int):
+        """Trains one epoch; returns the new state and the summed metric totals."""
+        for batch in self.pipeline.iterator(epoch):
+            state, totals = self._step(state, totals, batch)
+        return state, totals
+
+
+class ResidentFeed:
+    """A split held on the device, its batches gathered there by a plan computed there."""
+
+    kind = "device"
+
+    def __init__(
+        self,
+        data: ArrayDataset,
+        loss: Loss,
+        *,
+        batch_size: int,
+        seed: int,
+        shuffle: bool = True,
+        drop_remainder: bool = False,
+        shard_index: int = 0,
+        shard_count: int = 1,
+        transform=None,
+    ):
+        arrays = {"x": data.x, "y": data.y, "mask": np.ones(len(data), np.float32)}
+        if transform is not None:  # the same transform the host pipeline applies, on the whole split at once
+            arrays = transform(arrays)
+        self._arrays = parallel.to_device({"x": arrays["x"], "y": arrays["y"]})
+        self._seed = np.int32(seed)
+        self.steps_per_epoch = order.steps_per_epoch(
+            len(data), batch_size, shard_count=shard_count, drop_remainder=drop_remainder
+        )
+        plan = functools.partial(
+            order.epoch_indices, len(data), batch_size, shuffle=shuffle, drop_remainder=drop_remainder,
+            shard_index=shard_index, shard_count=shard_count, xp=jnp,
+        )
+        self._plan = parallel.compile_epoch_plan(lambda seed, epoch: plan(seed=seed, epoch=epoch))
+        self._step = parallel.compile_resident_train_step(step.make_train_step(loss))
+
+    def run_epoch(self, state, totals, epoch: int):
+        """Trains one epoch; returns the new state and the summed metric totals."""
+        indices, mask = self._plan(self._seed, np.int32(epoch))
+        for i in range(self.steps_per_epoch):
+            state, totals = self._step(state, totals, self._arrays, indices, mask, np.int32(i))
+        return state, totals
+
+
+def nbytes(data: ArrayDataset) -> int:
+    """Bytes the split takes in memory."""
+    return int(data.x.nbytes + data.y.nbytes)
+
+
+def make(
+    data: Source,
+    loss: Loss,
+    *,
+    batch_size: int,
+    seed: int,
+    shuffle: bool = True,
+    drop_remainder: bool = False,
+    pipeline: str = "auto",
+    device_max_bytes: int = 256 << 20,
+    transform=None,
+    workers: int = 0,
+    shard_index: int = 0,
+    shard_count: int = 1,
+) -> HostFeed | ResidentFeed:
+    """Picks the feed: on the device when the split is in memory and under `device_max_bytes`.
+
+    Args:
+      pipeline: "auto", "device" (the split must be an in-memory ArrayDataset)
+        or "host" (the grain pipeline).
+
+    Raises:
+      InputError: for an unknown pipeline, or "device" with a split that is
+        not held in memory.
+    """
+    if pipeline not in PIPELINES:
+        raise InputError(f"data.pipeline={pipeline!r} is not known; expected one of: {', '.join(PIPELINES)}")
+    in_memory = isinstance(data, ArrayDataset)
+    if pipeline == "device" and not in_memory:
+        raise InputError("data.pipeline='device' needs a split held in memory; this one is read from files: use 'host'")
+    if pipeline == "device" or (pipeline == "auto" and in_memory and nbytes(data) <= device_max_bytes):
+        return ResidentFeed(
+            data, loss, batch_size=batch_size, seed=seed, shuffle=shuffle, drop_remainder=drop_remainder,
+            shard_index=shard_index, shard_count=shard_count, transform=transform,
+        )
+    host = HostPipeline(
+        data, batch_size=batch_size, seed=seed, shuffle=shuffle, drop_remainder=drop_remainder,
+        shard_index=shard_index, shard_count=shard_count, transform=transform, workers=workers,
+    )
+    return HostFeed(host, loss)
