@@ -25,7 +25,6 @@ import argparse
 import datetime
 import os
 import platform
-import re
 import statistics
 import sys
 import time
@@ -37,9 +36,9 @@ import numpy as np
 import optax
 
 import jaxdl
+import report
 from jaxdl import data
 
-RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results.md")
 BATCH = 10
 
 
@@ -122,17 +121,10 @@ CASES = {
 }
 
 
-def device_label() -> str:
-    device = jax.devices()[0]
-    if device.platform == "cpu":
-        return f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores"
-    return f"{device.platform.upper()}: {device.device_kind}"
-
-
 def table(results: dict, epochs: int, repeats: int) -> str:
     base = statistics.median(r["step_us"] for r in results["hand-written Flax, jit per step"])
     lines = [
-        f"### {device_label()}",
+        f"### seed_workload.py, {report.device_label()}",
         "",
         f"{datetime.date.today().isoformat()}; jaxdl {jaxdl.__version__}, jax {jax.__version__}, flax {flax.__version__}, "
         f"optax {optax.__version__}, Python {platform.python_version()}; {epochs} epochs, median of {repeats}.",
@@ -147,17 +139,6 @@ def table(results: dict, epochs: int, repeats: int) -> str:
             f"{med['step_us'] * med['total_steps'] / 1e6:.2f} | {med['step_us'] / base:.2f}x | {med['accuracy']:.4f} |"
         )
     return "\n".join(lines) + "\n"
-
-
-def write_section(section: str) -> None:
-    """Replaces this device's section of results.md, keeping the others."""
-    header = "# Benchmark results\n\nWritten by `python benchmarks/seed_workload.py`; see its docstring for the cases.\n\n"
-    text = open(RESULTS).read() if os.path.exists(RESULTS) else header
-    title = section.splitlines()[0]
-    pattern = re.compile(re.escape(title) + r"\n.*?(?=\n### |\Z)", re.S)
-    text = pattern.sub(lambda _: section.rstrip("\n"), text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section
-    with open(RESULTS, "w") as f:
-        f.write(text.rstrip("\n") + "\n")
 
 
 def main() -> int:
@@ -175,7 +156,7 @@ def main() -> int:
     section = table(results, args.epochs, args.repeats)
     print(section)
     if not args.no_write:
-        write_section(section)
+        report.write_section(section)
     return 0
 
 

@@ -36,6 +36,7 @@ def default_config() -> ml_collections.ConfigDict:
     cfg.data.label_column = "last"  # of the CSV: last, first, an index, or a header name
     cfg.data.csv_header = "auto"  # auto, true, false
     cfg.data.csv_delimiter = ","
+    cfg.data.in_memory_max_mb = 2048  # larger TFDS splits are read from their files batch by batch
     cfg.data.pipeline = "auto"  # auto, device (split held on the device), host (grain)
     cfg.data.device_max_mb = 256  # auto: the device path for splits up to this size
     cfg.data.workers = 0  # host pipeline: worker processes (0: threads in this process)

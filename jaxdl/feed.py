@@ -31,15 +31,22 @@ class HostFeed:
 
     kind = "host"
 
-    def __init__(self, pipeline: HostPipeline, loss: Loss):
+    def __init__(self, pipeline: HostPipeline, loss: Loss, *, epochs: int = 1):
         self.pipeline = pipeline
+        self.epochs = epochs
         self.steps_per_epoch = pipeline.steps_per_epoch
         self._step = parallel.compile_train_step(step.make_train_step(loss))
+        self._batches, self._last_epoch = None, 0
 
     def run_epoch(self, state, totals, epoch: int):
         """Trains one epoch; returns the new state and the summed metric totals."""
-        for batch in self.pipeline.iterator(epoch):
-            state, totals = self._step(state, totals, batch)
+        # One iterator for the run, so that worker processes start once.
+        at_start = self._batches is not None and self._batches.get_state() == {"epoch": epoch, "step": 0}
+        if not (at_start and epoch <= self._last_epoch):
+            self._last_epoch = max(epoch, self.epochs)
+            self._batches = self.pipeline.iterator(epoch, self._last_epoch)
+        for _ in range(self.steps_per_epoch):
+            state, totals = self._step(state, totals, next(self._batches))
         return state, totals
 
 
@@ -103,12 +110,14 @@ def make(
     workers: int = 0,
     shard_index: int = 0,
     shard_count: int = 1,
+    epochs: int = 1,
 ) -> HostFeed | ResidentFeed:
     """Picks the feed: on the device when the split is in memory and under `device_max_bytes`.
 
     Args:
       pipeline: "auto", "device" (the split must be an in-memory ArrayDataset)
         or "host" (the grain pipeline).
+      epochs: how many epochs the host pipeline's iterator spans.
 
     Raises:
       InputError: for an unknown pipeline, or "device" with a split that is
@@ -128,4 +137,4 @@ def make(
         data, batch_size=batch_size, seed=seed, shuffle=shuffle, drop_remainder=drop_remainder,
         shard_index=shard_index, shard_count=shard_count, transform=transform, workers=workers,
     )
-    return HostFeed(host, loss)
+    return HostFeed(host, loss, epochs=epochs)

@@ -63,6 +63,7 @@ def setup(cfg: ml_collections.ConfigDict) -> Setup:
 
     _check_int(cfg.data.device_max_mb, "data.device_max_mb", 0)
     _check_int(cfg.data.workers, "data.workers", 0)
+    _check_int(cfg.data.in_memory_max_mb, "data.in_memory_max_mb", 0)
     _check_bool(cfg.data.one_hot, "data.one_hot")
     if cfg.data.pipeline not in feed.PIPELINES:
         raise InputError(f"data.pipeline={cfg.data.pipeline!r} is not known; expected one of: {', '.join(feed.PIPELINES)}")
@@ -78,6 +79,7 @@ def setup(cfg: ml_collections.ConfigDict) -> Setup:
         split_seed=cfg.data.split_seed,
         scaling=cfg.data.scaling,
         one_hot=cfg.data.one_hot,
+        in_memory_max_bytes=cfg.data.in_memory_max_mb << 20,
     )
     data.check_batch_size(cfg.train.batch_size, len(splits.train), argument="train.batch_size")
 
@@ -91,10 +93,10 @@ def setup(cfg: ml_collections.ConfigDict) -> Setup:
     model = models.build(cfg.model, num_outputs=num_outputs, output_activation=head)
     losses.check_head(loss, num_outputs, head)
     name = splits.info.name
-    models.check_features(model, splits.train.x.shape, argument=f"{name} features")
+    models.check_features(model, (len(splits.train), *splits.info.feature_shape), argument=f"{name} features")
     for split_name in ("train", "validation", "test"):
         split = getattr(splits, split_name)
-        if split is not None:
+        if isinstance(split, data.ArrayDataset):  # splits read from files carry TFDS's checked class labels
             losses.check_labels(loss, split.y, num_outputs, argument=f"{name} {split_name} labels")
 
     steps = data.steps_per_epoch(
@@ -164,7 +166,7 @@ def train_and_evaluate(
         splits.train, run.loss, batch_size=cfg.train.batch_size, seed=cfg.seed, shuffle=cfg.train.shuffle,
         drop_remainder=cfg.train.drop_remainder, pipeline=cfg.data.pipeline,
         device_max_bytes=cfg.data.device_max_mb << 20, transform=splits.transform, workers=cfg.data.workers,
-        shard_index=shard_index, shard_count=shard_count,
+        shard_index=shard_index, shard_count=shard_count, epochs=cfg.train.epochs,
     )
     evaluator = Evaluator(run.loss, batch_size=cfg.train.eval_batch_size, transform=splits.transform)
     eval_split = "validation" if splits.validation is not None else "test"

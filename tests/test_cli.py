@@ -84,6 +84,20 @@ def test_host_pipeline_run_equals_the_device_run(tmp_path):
     assert digests["host"] == digests["device"]
 
 
+def test_reading_tfds_files_batch_by_batch_equals_loading_them(tmp_path):
+    # data.in_memory_max_mb=0 forces the path large datasets take: records are read from the
+    # array_record files per batch, the split cut by row numbers, the scaler fitted in one pass.
+    digests = {}
+    for name, override in (("files", "--config.data.in_memory_max_mb=0"), ("memory", "--config.data.pipeline=host")):
+        workdir = str(tmp_path / name)
+        assert cli.main(["train", "--config", os.path.join(EXPERIMENTS, "digits_mlp.py"), "--workdir", workdir,
+                         "--quiet", "--config.train.epochs=3", override]) == 0
+        digests[name] = _summary(workdir)
+    assert digests["files"]["pipeline"] == "host" and digests["files"]["test_examples"] == 360
+    np_close = abs(digests["files"]["eval_loss"] - digests["memory"]["eval_loss"]) < 1e-5
+    assert np_close and digests["files"]["eval_accuracy"] == digests["memory"]["eval_accuracy"]
+
+
 def test_data_prepare_and_list(tmp_path, capsys, monkeypatch):
     from jaxdl.data import tfds_source
 

@@ -86,6 +86,26 @@ class Scaler:
         scale = np.where(scale > 0, scale, 1.0)
         return cls(kind, offset.astype(np.float32), scale.astype(np.float32))
 
+    @classmethod
+    def fit_batches(cls, batches, kind: str = "standard") -> "Scaler":
+        """Fits the scaling in one pass over batches of features, for data not held in memory."""
+        if kind not in SCALINGS:
+            raise InputError(f"data.scaling={kind!r} is not known; expected one of: {', '.join(SCALINGS)}")
+        count, total, squares, low, high = 0, 0.0, 0.0, np.inf, -np.inf
+        for x in batches:
+            x = np.asarray(x, np.float64)
+            count, total, squares = count + len(x), total + x.sum(axis=0), squares + np.square(x).sum(axis=0)
+            low, high = np.minimum(low, x.min(axis=0)), np.maximum(high, x.max(axis=0))
+        mean = total / count
+        if kind == "standard":
+            offset, scale = mean, np.sqrt(np.maximum(squares / count - mean**2, 0.0))
+        elif kind == "minmax":
+            offset, scale = low, high - low
+        else:
+            offset, scale = np.zeros_like(mean), np.ones_like(mean)
+        scale = np.where(scale > 0, scale, 1.0)
+        return cls(kind, np.asarray(offset, np.float32), np.asarray(scale, np.float32))
+
     def transform(self, x: np.ndarray) -> np.ndarray:
         """Scales features the way the training features were scaled."""
         return ((np.asarray(x, np.float32) - self.offset) / self.scale).astype(np.float32)

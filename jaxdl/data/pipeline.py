@@ -6,11 +6,13 @@ dropped remainder) says which examples a step reads, a source reads them in
 one call, and the transforms run on the batch. grain supplies the iterator
 and its state, threads, and optional worker processes.
 
-The iterator state is a small JSON-ready dict, `{"epoch": e, ...grain's
-state...}`; `iterator(state=...)` on a new pipeline continues exactly where
-the saved one stopped.
+One grain dataset spans all the epochs of a run (epoch-major global steps),
+so worker processes start once. The iterator state is a small JSON-ready
+dict, `{"epoch": e, "step": k}`; `iterator(state=...)` on a new pipeline
+continues exactly where the saved one stopped, with or without workers.
 """
 
+import functools
 from collections.abc import Callable, Iterator
 from typing import Protocol
 
@@ -30,17 +32,32 @@ class Source(Protocol):
 
 
 class _ReadStep:
-    # A class, not a closure, so that grain can send it to worker processes.
-    def __init__(self, source: Source, indices: np.ndarray, mask: np.ndarray, transform: Callable | None):
-        self.source, self.indices, self.mask, self.transform = source, indices, mask, transform
+    """Reads the batch of one global step (epoch-major) of the plan; picklable for worker processes."""
 
-    def __call__(self, step: int) -> dict:
-        batch = {**self.source.read(self.indices[step]), "mask": self.mask[step]}
+    def __init__(self, pipeline: "HostPipeline"):
+        self.source = pipeline.source
+        self.transform = pipeline.transform
+        self.steps = pipeline.steps_per_epoch
+        self.plan = functools.partial(
+            order.epoch_indices, len(pipeline.source), pipeline.batch_size, seed=pipeline.seed,
+            shuffle=pipeline.shuffle, drop_remainder=pipeline.drop_remainder,
+            shard_index=pipeline.shard_index, shard_count=pipeline.shard_count,
+        )
+        self._cached = None  # (epoch, indices, mask): each process computes an epoch's plan once
+
+    def __call__(self, global_step: int) -> dict:
+        epoch, step = divmod(int(global_step), self.steps)
+        cached = self._cached  # one read: grain's reader threads share this object
+        if cached is None or cached[0] != epoch + 1:
+            cached = (epoch + 1, *self.plan(epoch=epoch + 1))
+            self._cached = cached
+        _, indices, mask = cached
+        batch = {**self.source.read(indices[step]), "mask": mask[step]}
         return self.transform(batch) if self.transform is not None else batch
 
 
 class HostPipeline:
-    """Batches of a split for one host, epoch by epoch.
+    """Batches of a split for one host, epoch after epoch.
 
     Args:
       source: the split to read.
@@ -52,7 +69,8 @@ class HostPipeline:
         `jax.process_count()` on a multi-host run).
       transform: applied to every batch on the host.
       workers: worker processes reading batches (0: read in this process,
-        with grain's threads).
+        with grain's threads). Workers start once per iterator, so iterate
+        over all epochs with one iterator.
     """
 
     def __init__(
@@ -81,13 +99,18 @@ class HostPipeline:
             len(source), batch_size, shard_count=shard_count, drop_remainder=drop_remainder
         )
 
-    def _dataset(self, epoch: int) -> grain.IterDataset:
-        indices, mask = order.epoch_indices(
-            len(self.source), self.batch_size, seed=self.seed, epoch=epoch, shuffle=self.shuffle,
-            drop_remainder=self.drop_remainder, shard_index=self.shard_index, shard_count=self.shard_count,
-        )
-        steps = grain.MapDataset.range(self.steps_per_epoch)
-        dataset = steps.map(_ReadStep(self.source, indices, mask, self.transform)).to_iter_dataset(
+    def iterator(self, epoch: int = 1, last_epoch: int | None = None, *, state: dict | None = None) -> "PipelineIterator":
+        """Batches from the start of `epoch` to the end of `last_epoch` (default: `epoch` alone).
+
+        With `state` (from `PipelineIterator.get_state`), starts where that
+        iterator stood instead, and runs to the end of `last_epoch`.
+        """
+        start = (epoch - 1) * self.steps_per_epoch
+        if state is not None:
+            start = (state["epoch"] - 1) * self.steps_per_epoch + state["step"]
+            epoch = state["epoch"]
+        stop = (last_epoch if last_epoch is not None else epoch) * self.steps_per_epoch
+        dataset = grain.MapDataset.range(start, stop).map(_ReadStep(self)).to_iter_dataset(
             grain.ReadOptions(num_threads=2, prefetch_buffer_size=4)
         )
         if self.workers > 0:
@@ -96,32 +119,23 @@ class HostPipeline:
             if not flags.FLAGS.is_parsed():
                 flags.FLAGS.mark_as_parsed()
             dataset = dataset.mp_prefetch(grain.MultiprocessingOptions(num_workers=self.workers))
-        return dataset
-
-    def iterator(self, epoch: int = 1, *, state: dict | None = None) -> "PipelineIterator":
-        """An iterator over one epoch's batches; with `state`, continues a saved iterator."""
-        if state is not None:
-            epoch = state["epoch"]
-        iterator = PipelineIterator(epoch, iter(self._dataset(epoch)))
-        if state is not None:
-            iterator.set_state(state)
-        return iterator
+        return PipelineIterator(iter(dataset), start, self.steps_per_epoch)
 
 
 class PipelineIterator(Iterator[dict]):
-    """One epoch's batches, with a small JSON-ready state."""
+    """Batches in order, with a small JSON-ready state: the epoch and step of the next batch."""
 
-    def __init__(self, epoch: int, grain_iterator):
-        self.epoch = epoch
+    def __init__(self, grain_iterator, start: int, steps_per_epoch: int):
         self._iterator = grain_iterator
+        self._next = start
+        self._steps = steps_per_epoch
 
     def __next__(self) -> dict:
-        return next(self._iterator)
+        batch = next(self._iterator)
+        self._next += 1
+        return batch
 
     def get_state(self) -> dict:
-        """Where the iterator stands: the epoch and grain's own (small) state."""
-        return {"epoch": self.epoch, **self._iterator.get_state()}
-
-    def set_state(self, state: dict) -> None:
-        """Moves to a state that `get_state` returned."""
-        self._iterator.set_state({k: v for k, v in state.items() if k != "epoch"})
+        """Where the iterator stands: `{"epoch": e, "step": k}` of the next batch (counting epochs from 1)."""
+        epoch, step = divmod(self._next, self._steps)
+        return {"epoch": epoch + 1, "step": step}

@@ -71,6 +71,7 @@ def load(
     split_seed: int = 0,
     scaling: str = "standard",
     one_hot: bool = False,
+    in_memory_max_bytes: int = 2 << 30,
 ) -> Splits:
     """Loads a dataset and cuts its splits.
 
@@ -89,6 +90,8 @@ def load(
       scaling: "standard", "minmax" or "none" for feature vectors (fitted on
         the training split); images are always scaled to [0, 1].
       one_hot: give class labels as one-hot rows.
+      in_memory_max_bytes: a TFDS split larger than this (as float32
+        features) is read from its files batch by batch instead of loaded.
 
     Raises:
       InputError: for an unknown dataset, a bad file, or bad split settings.
@@ -97,6 +100,8 @@ def load(
     validation_fraction = _check_fraction(validation_fraction, "data.validation_fraction", allow_zero=True)
     if csv_path is None and name == "csv":
         raise InputError("data.name='csv' needs a file: pass --config.data.csv_path=FILE")
+    if csv_path is None and tfds_source.split_nbytes(name, "train", data_dir=data_dir) > in_memory_max_bytes:
+        return _load_lazy(name, data_dir, test_fraction, validation_fraction, split_seed, scaling, one_hot)
     if csv_path is not None:
         x, y, _ = csv_source.read(csv_path, label_column=label_column, header=csv_header, delimiter=csv_delimiter)
         classes = np.unique(y) if y.dtype.kind in "iu" else None
@@ -144,3 +149,44 @@ def load(
         scaler=scaler,
         transform=transforms.Chain(tuple(chain)) if chain else None,
     )
+
+
+def _labels(split: tfds_source.LazySplit, chunk: int = 4096) -> np.ndarray:
+    return np.concatenate([split.read(np.arange(i, min(i + chunk, len(split))))["y"] for i in range(0, len(split), chunk)])
+
+
+def _load_lazy(name, data_dir, test_fraction, validation_fraction, split_seed, scaling, one_hot) -> Splits:
+    """Splits of a TFDS dataset read from its files batch by batch, never held in memory whole."""
+    train = tfds_source.LazySplit(name, "train", data_dir=data_dir)
+    info = train._source.dataset_info
+    own = [s for s in ("test", "validation") if s in info.splits]
+    if own:
+        test = tfds_source.LazySplit(name, own[0], data_dir=data_dir)
+    else:  # the same stratified cut as for data in memory: it cuts row numbers alike
+        rows_train, rows_test = _carve(np.arange(len(train)), _labels(train), test_fraction, split_seed, argument="data.test_fraction")[:2]
+        train, test = train.subset(rows_train), train.subset(rows_test)
+    validation = None
+    if validation_fraction > 0:
+        rows_train, rows_val = _carve(np.arange(len(train)), _labels(train), validation_fraction, split_seed, argument="data.validation_fraction")[:2]
+        train, validation = train.subset(rows_train), train.subset(rows_val)
+    chain, scaler = [], None
+    if "image" in info.features:
+        chain.append(transforms.NormalizeImages())
+    else:
+        chunks = (train.read(np.arange(i, min(i + 4096, len(train))))["x"] for i in range(0, len(train), 4096))
+        scaler = Scaler.fit_batches(chunks, scaling)
+        chain.append(transforms.Scale(scaler))
+    label = info.features["label"]
+    num_classes = getattr(label, "num_classes", None)
+    if one_hot and num_classes:
+        chain.append(transforms.OneHot(num_classes))
+    dataset_info = DatasetInfo(
+        name=name,
+        num_examples=len(train) + len(test) + (len(validation) if validation is not None else 0),
+        feature_shape=train.feature_shape,
+        num_classes=num_classes,
+        class_names=tuple(getattr(label, "names", ())),
+        description=info.description or "",
+    )
+    return Splits(train=train, test=test, validation=validation, info=dataset_info, scaler=scaler,
+                  transform=transforms.Chain(tuple(chain)))

@@ -201,12 +201,14 @@ _DOWNLOAD_HOST = "storage.googleapis.com"
 
 def _network_reachable(timeout: float = 5.0) -> bool:
     """Whether TFDS's download host resolves, decided within `timeout` seconds."""
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        lookup = pool.submit(socket.getaddrinfo, _DOWNLOAD_HOST, 443)
-        try:
-            lookup.result(timeout=timeout)
-        except (OSError, concurrent.futures.TimeoutError):
-            return False
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+    lookup = pool.submit(socket.getaddrinfo, _DOWNLOAD_HOST, 443)
+    try:
+        lookup.result(timeout=timeout)
+    except (OSError, concurrent.futures.TimeoutError):
+        return False
+    finally:
+        pool.shutdown(wait=False)  # a lookup that hangs must not hold us here
     return True
 
 
@@ -414,3 +416,49 @@ def _check_split(name: str, split: str, info: dict) -> None:
         raise InputError(
             f"dataset {name!r} has no split {unknown[0]!r}; expected one of: {', '.join(available)}"
         )
+
+
+class LazySplit:
+    """A TFDS split read on demand (`read(indices)`), for splits too large to hold in memory.
+
+    Args:
+      name, split, data_dir: as for `source`.
+      rows: the split's examples to serve, in this order (None: all of them);
+        jaxdl's own train/test cut of a dataset with one split is a pair of
+        such row sets.
+    """
+
+    def __init__(self, name: str, split: str, *, data_dir: str | None = None, rows: np.ndarray | None = None):
+        self._source = source(name, split, data_dir=data_dir)
+        features = self._source.dataset_info.features
+        self._key = next((k for k in ("features", "image") if k in features), None)
+        if self._key is None or "label" not in features:
+            raise InputError(f"dataset {name!r} has features {sorted(features)}; expected 'features' or 'image', and 'label'")
+        self.feature_shape = tuple(features[self._key].shape)
+        self.rows = np.arange(len(self._source)) if rows is None else np.asarray(rows)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def read(self, indices: np.ndarray) -> dict:
+        """The examples at `indices` (positions in this split), as a batch."""
+        records = self._source.__getitems__([int(i) for i in self.rows[np.asarray(indices)]])
+        return {
+            "x": np.stack([r[self._key] for r in records]).astype(np.float32),
+            "y": np.asarray([r["label"] for r in records]).astype(np.int32),
+        }
+
+    def subset(self, rows: np.ndarray) -> "LazySplit":
+        """The same split restricted to some of its rows (positions in this split)."""
+        other = object.__new__(LazySplit)
+        other.__dict__.update(self.__dict__, rows=self.rows[np.asarray(rows)])
+        return other
+
+
+def split_nbytes(name: str, split: str, *, data_dir: str | None = None) -> int:
+    """The bytes a split would take in memory as float32 features, from its metadata alone."""
+    src = source(name, split, data_dir=data_dir)
+    features = src.dataset_info.features
+    key = next((k for k in ("features", "image") if k in features), None)
+    shape = features[key].shape if key else ()
+    return len(src) * 4 * int(np.prod(shape, dtype=np.int64))
