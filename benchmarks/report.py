@@ -24,7 +24,7 @@ def write_section(section: str) -> None:
     title = section.splitlines()[0]
     pattern = re.compile(re.escape(title) + r"\n.*?(?=\n### |\Z)", re.S)
     if pattern.search(text):
-        text = pattern.sub(lambda _: section.rstrip("\n"), text)
+        text = pattern.sub(lambda _: section.rstrip("\n") + "\n", text)
     else:
         text = text.rstrip("\n") + "\n\n" + section
     with open(RESULTS, "w") as f:

@@ -314,12 +314,7 @@ def load_arrays(name: str, split: str, *, data_dir: str | None = None) -> tuple[
     """
     src = source(name, split, data_dir=data_dir)
     features = src.dataset_info.features
-    key = next((k for k in ("features", "image") if k in features), None)
-    if key is None or "label" not in features:
-        raise InputError(
-            f"dataset {name!r} has features {sorted(features)}; "
-            "expected 'features' or 'image', and 'label'"
-        )
+    key = _feature_key(name, features)
     xs, ys = [], []
     # One `__getitems__` call per chunk reads the records in one batched call.
     for start in range(0, len(src), _CHUNK):
@@ -346,6 +341,16 @@ def load_arrays(name: str, split: str, *, data_dir: str | None = None) -> tuple[
         "description": src.dataset_info.description or "",
     }
     return x, y.astype(np.int32 if y.dtype.kind in "iub" else np.float32), info
+
+
+def _feature_key(name: str, features) -> str:
+    """The feature that holds the inputs: "features" (vectors) or "image"; the labels must be "label"."""
+    key = next((k for k in ("features", "image") if k in features), None)
+    if key is None or "label" not in features:
+        raise InputError(
+            f"dataset {name!r} has features {sorted(features)}; expected 'features' or 'image', and 'label'"
+        )
+    return key
 
 
 def _root(data_dir: str | os.PathLike | None) -> str:
@@ -431,9 +436,7 @@ class LazySplit:
     def __init__(self, name: str, split: str, *, data_dir: str | None = None, rows: np.ndarray | None = None):
         self._source = source(name, split, data_dir=data_dir)
         features = self._source.dataset_info.features
-        self._key = next((k for k in ("features", "image") if k in features), None)
-        if self._key is None or "label" not in features:
-            raise InputError(f"dataset {name!r} has features {sorted(features)}; expected 'features' or 'image', and 'label'")
+        self._key = _feature_key(name, features)
         self.feature_shape = tuple(features[self._key].shape)
         self.rows = np.arange(len(self._source)) if rows is None else np.asarray(rows)
 
@@ -459,6 +462,5 @@ def split_nbytes(name: str, split: str, *, data_dir: str | None = None) -> int:
     """The bytes a split would take in memory as float32 features, from its metadata alone."""
     src = source(name, split, data_dir=data_dir)
     features = src.dataset_info.features
-    key = next((k for k in ("features", "image") if k in features), None)
-    shape = features[key].shape if key else ()
+    shape = features[_feature_key(name, features)].shape
     return len(src) * 4 * int(np.prod(shape, dtype=np.int64))
