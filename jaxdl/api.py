@@ -60,6 +60,7 @@ def fit(
     shuffle: bool = True,
     drop_remainder: bool = False,
     pipeline: str = "auto",
+    steps_per_call: int | str = "auto",
     verbose: bool = True,
 ) -> tuple[TrainState, History]:
     """Trains `model` on `train_data`, the way Keras's `model.fit` does.
@@ -85,6 +86,9 @@ def fit(
       pipeline: "device" keeps the data on the device and gathers batches
         there, "host" feeds batches through the grain pipeline, "auto" picks
         "device" for data under 256 MiB. Both train on the same batches.
+      steps_per_call: train steps fused into one compiled call with
+        `lax.scan`: an integer, "epoch", or "auto" (a whole epoch on the
+        device path, one step on the host path).
       verbose: show per-epoch progress.
 
     Returns:
@@ -125,7 +129,7 @@ def fit(
     initial = parallel.create_state(model, tx, rng=jax.random.PRNGKey(seed), input_shape=train_set.x.shape[1:])
     train_feed = feed.make(
         train_set, loss_obj, batch_size=batch_size, seed=seed, shuffle=shuffle, drop_remainder=drop_remainder,
-        pipeline=pipeline, epochs=epochs,
+        pipeline=pipeline, epochs=epochs, steps_per_call=steps_per_call,
     )
     return train(
         initial,

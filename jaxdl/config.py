@@ -23,6 +23,7 @@ def default_config() -> ml_collections.ConfigDict:
     """The tutorial's run: a 12-8-1 network, adam, binary cross-entropy, 150 epochs, batch 10."""
     cfg = ml_collections.ConfigDict()
     cfg.seed = 0
+    cfg.compile_cache = "auto"  # where compiled programs are kept: auto (~/.cache/jaxdl/jax), a path, or "off"
 
     cfg.data = ml_collections.ConfigDict()
     cfg.data.name = "breast_cancer"
@@ -55,6 +56,7 @@ def default_config() -> ml_collections.ConfigDict:
     cfg.train.loss = "auto"  # auto: binary / categorical cross-entropy by the number of classes
     cfg.train.shuffle = True
     cfg.train.drop_remainder = False  # False: pad the last batch and mask it out
+    cfg.train.steps_per_call = "auto"  # steps fused per compiled call: N, epoch, auto (epoch on the device path)
     cfg.train.eval_every_epochs = 1
     cfg.train.eval_batch_size = 1024
 

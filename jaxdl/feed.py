@@ -31,11 +31,14 @@ class HostFeed:
 
     kind = "host"
 
-    def __init__(self, pipeline: HostPipeline, loss: Loss, *, epochs: int = 1):
+    def __init__(self, pipeline: HostPipeline, loss: Loss, *, epochs: int = 1, steps_per_call: int = 1):
         self.pipeline = pipeline
         self.epochs = epochs
         self.steps_per_epoch = pipeline.steps_per_epoch
-        self._step = parallel.compile_train_step(step.make_train_step(loss))
+        self.steps_per_call = min(steps_per_call, self.steps_per_epoch)
+        train_step = step.make_train_step(loss)
+        self._step = parallel.compile_train_step(train_step)
+        self._steps = parallel.compile_train_steps(train_step)
         self._batches, self._last_epoch = None, 0
 
     def run_epoch(self, state, totals, epoch: int):
@@ -45,8 +48,14 @@ class HostFeed:
         if not (at_start and epoch <= self._last_epoch):
             self._last_epoch = max(epoch, self.epochs)
             self._batches = self.pipeline.iterator(epoch, self._last_epoch)
-        for _ in range(self.steps_per_epoch):
-            state, totals = self._step(state, totals, next(self._batches))
+        if self.steps_per_call == 1:
+            for _ in range(self.steps_per_epoch):
+                state, totals = self._step(state, totals, next(self._batches))
+            return state, totals
+        for start in range(0, self.steps_per_epoch, self.steps_per_call):
+            group = [next(self._batches) for _ in range(min(self.steps_per_call, self.steps_per_epoch - start))]
+            stacked = {key: np.stack([batch[key] for batch in group]) for key in group[0]}
+            state, totals = self._steps(state, totals, stacked)
         return state, totals
 
 
@@ -67,6 +76,7 @@ class ResidentFeed:
         shard_index: int = 0,
         shard_count: int = 1,
         transform=None,
+        steps_per_call: int | None = None,
     ):
         arrays = {"x": data.x, "y": data.y, "mask": np.ones(len(data), np.float32)}
         if transform is not None:  # the same transform the host pipeline applies, on the whole split at once
@@ -81,13 +91,15 @@ class ResidentFeed:
             shard_index=shard_index, shard_count=shard_count, xp=jnp,
         )
         self._plan = parallel.compile_epoch_plan(lambda seed, epoch: plan(seed=seed, epoch=epoch))
-        self._step = parallel.compile_resident_train_step(step.make_train_step(loss))
+        self.steps_per_call = min(steps_per_call or self.steps_per_epoch, self.steps_per_epoch)
+        self._steps = parallel.compile_resident_train_steps(step.make_train_step(loss))
 
     def run_epoch(self, state, totals, epoch: int):
-        """Trains one epoch; returns the new state and the summed metric totals."""
+        """Trains one epoch in calls of `steps_per_call` steps; returns the new state and summed totals."""
         indices, mask = self._plan(self._seed, np.int32(epoch))
-        for i in range(self.steps_per_epoch):
-            state, totals = self._step(state, totals, self._arrays, indices, mask, np.int32(i))
+        for start in range(0, self.steps_per_epoch, self.steps_per_call):
+            count = min(self.steps_per_call, self.steps_per_epoch - start)
+            state, totals = self._steps(state, totals, self._arrays, indices, mask, np.int32(start), count=count)
         return state, totals
 
 
@@ -111,6 +123,7 @@ def make(
     shard_index: int = 0,
     shard_count: int = 1,
     epochs: int = 1,
+    steps_per_call: int | str = "auto",
 ) -> HostFeed | ResidentFeed:
     """Picks the feed: on the device when the split is in memory and under `device_max_bytes`.
 
@@ -118,6 +131,9 @@ def make(
       pipeline: "auto", "device" (the split must be an in-memory ArrayDataset)
         or "host" (the grain pipeline).
       epochs: how many epochs the host pipeline's iterator spans.
+      steps_per_call: train steps per compiled call (fused with `lax.scan`):
+        an integer, "epoch", or "auto" (an epoch on the device path, one
+        step on the host path, where a call's batches are stacked on the host).
 
     Raises:
       InputError: for an unknown pipeline, or "device" with a split that is
@@ -128,13 +144,35 @@ def make(
     in_memory = isinstance(data, ArrayDataset)
     if pipeline == "device" and not in_memory:
         raise InputError("data.pipeline='device' needs a split held in memory; this one is read from files: use 'host'")
-    if pipeline == "device" or (pipeline == "auto" and in_memory and nbytes(data) <= device_max_bytes):
+    on_device = pipeline == "device" or (pipeline == "auto" and in_memory and nbytes(data) <= device_max_bytes)
+    steps = order.steps_per_epoch(len(data), batch_size, shard_count=shard_count, drop_remainder=drop_remainder)
+    per_call = resolve_steps_per_call(steps_per_call, steps_per_epoch=steps, on_device=on_device)
+    if on_device:
         return ResidentFeed(
             data, loss, batch_size=batch_size, seed=seed, shuffle=shuffle, drop_remainder=drop_remainder,
-            shard_index=shard_index, shard_count=shard_count, transform=transform,
+            shard_index=shard_index, shard_count=shard_count, transform=transform, steps_per_call=per_call,
         )
     host = HostPipeline(
         data, batch_size=batch_size, seed=seed, shuffle=shuffle, drop_remainder=drop_remainder,
         shard_index=shard_index, shard_count=shard_count, transform=transform, workers=workers,
     )
-    return HostFeed(host, loss, epochs=epochs)
+    return HostFeed(host, loss, epochs=epochs, steps_per_call=per_call)
+
+
+def resolve_steps_per_call(value: int | str, *, steps_per_epoch: int, on_device: bool) -> int:
+    """The number of steps per compiled call that `value` ("auto", "epoch", or an integer) means.
+
+    Raises:
+      InputError: for anything else, or an integer below 1.
+    """
+    if value == "auto":
+        return steps_per_epoch if on_device else 1
+    if value == "epoch":
+        return steps_per_epoch
+    try:
+        count = int(value)
+    except (TypeError, ValueError):
+        count = 0
+    if isinstance(value, bool) or count < 1 or str(count) != str(value).strip():
+        raise InputError(f"train.steps_per_call={value!r}: expected a positive integer, 'epoch' or 'auto'")
+    return min(count, steps_per_epoch)

@@ -108,17 +108,20 @@ def train(
     history = History()
     steps_done = 0
     for epoch in range(1, epochs + 1):
-        start = time.perf_counter()
+        start, compiled_before = time.perf_counter(), parallel.compile_seconds()
         state, totals = feed.run_epoch(state, _zero_totals(loss, state), epoch)
         train_metrics = metrics.compute(parallel.fetch(totals))  # waits for the epoch to finish
         seconds = time.perf_counter() - start
+        compiling = parallel.compile_seconds() - compiled_before
         steps_done += feed.steps_per_epoch
         record = {
             "epoch": epoch,
             "step": steps_done,
             **{f"train_{k}": v for k, v in train_metrics.items()},
             "epoch_seconds": seconds,
-            "steps_per_second": feed.steps_per_epoch / seconds,
+            "compile_seconds": compiling,
+            "train_seconds": max(seconds - compiling, 0.0),  # training time excluding compiles
+            "steps_per_second": feed.steps_per_epoch / max(seconds - compiling, 1e-9),
         }
         if eval_data is not None and (epoch % eval_every_epochs == 0 or epoch == epochs):
             record.update({f"eval_{k}": v for k, v in evaluator(state, eval_data).items()})

@@ -5,6 +5,8 @@ mesh sharding, vmapped ensembles and multi-step fusion grow here, around the
 same pure steps from `step.py`.
 """
 
+import functools
+import os
 from collections.abc import Callable
 
 import flax.linen as nn
@@ -50,26 +52,48 @@ def compile_train_step(train_step: Callable) -> Callable:
     return jax.jit(step_and_accumulate, donate_argnums=(0, 1))
 
 
-def compile_resident_train_step(train_step: Callable) -> Callable:
-    """Jit-compiles a train step whose batch is gathered on the device from a device-resident split.
+def _scan_steps(train_step: Callable, state, totals, batches):
+    """Runs `train_step` over the leading axis of `batches` with `lax.scan`, summing the totals."""
+
+    def body(carry, batch):
+        state, totals = carry
+        state, batch_totals = train_step(state, batch)
+        return (state, metrics.merge(totals, batch_totals)), None
+
+    (state, totals), _ = jax.lax.scan(body, (state, totals), batches)
+    return state, totals
+
+
+def compile_train_steps(train_step: Callable) -> Callable:
+    """Jit-compiles K train steps in one call over host batches stacked on a leading axis of size K.
 
     Returns:
-      step(state, totals, arrays, indices, mask, i) -> (state, totals), where
-      `arrays` holds the whole split ({"x", "y"}) on the device, `indices`
-      and `mask` (steps, batch) are the epoch's plan, and `i` the step.
+      steps(state, totals, batches) -> (state, totals). One compile per K.
+    """
+    return jax.jit(functools.partial(_scan_steps, train_step), donate_argnums=(0, 1))
+
+
+def compile_resident_train_steps(train_step: Callable) -> Callable:
+    """Jit-compiles `count` train steps in one call, their batches gathered on the device.
+
+    Returns:
+      steps(state, totals, arrays, indices, mask, start, count) -> (state, totals),
+      where `arrays` holds the whole split ({"x", "y"}) on the device,
+      `indices` and `mask` (steps, batch) are the epoch's plan, and the call
+      runs plan rows `start` to `start + count`. `count` is static: one
+      compile per distinct count (an epoch's last, shorter call is a second).
     """
 
-    def gather_step_and_accumulate(state, totals, arrays, indices, mask, i):
-        rows = jax.lax.dynamic_index_in_dim(indices, i, keepdims=False)
-        batch = {
-            "x": jnp.take(arrays["x"], rows, axis=0),
+    def gather_and_scan(state, totals, arrays, indices, mask, start, count):
+        rows = jax.lax.dynamic_slice_in_dim(indices, start, count)
+        batches = {
+            "x": jnp.take(arrays["x"], rows, axis=0),  # (count, batch, ...)
             "y": jnp.take(arrays["y"], rows, axis=0),
-            "mask": jax.lax.dynamic_index_in_dim(mask, i, keepdims=False),
+            "mask": jax.lax.dynamic_slice_in_dim(mask, start, count),
         }
-        state, batch_totals = train_step(state, batch)
-        return state, metrics.merge(totals, batch_totals)
+        return _scan_steps(train_step, state, totals, batches)
 
-    return jax.jit(gather_step_and_accumulate, donate_argnums=(0, 1))
+    return jax.jit(gather_and_scan, donate_argnums=(0, 1), static_argnames=("count",))
 
 
 def compile_epoch_plan(plan: Callable) -> Callable:
@@ -104,6 +128,42 @@ def compile_predict_step(predict_step: Callable) -> Callable:
 def fetch(tree):
     """Copies a pytree of device arrays to host numpy arrays (waits for them)."""
     return jax.tree.map(np.asarray, jax.device_get(tree))
+
+
+# Tracing, lowering and compiling (or fetching from the persistent cache): what a
+# compile costs. Summed process-wide by a listener registered once, at import.
+_COMPILE_EVENTS = frozenset({
+    "/jax/core/compile/jaxpr_trace_duration",
+    "/jax/core/compile/jaxpr_to_mlir_module_duration",
+    "/jax/core/compile/backend_compile_duration",
+})
+_compile_total = [0.0]
+
+
+def _on_duration(name: str, seconds: float, **kwargs) -> None:
+    if name in _COMPILE_EVENTS:
+        _compile_total[0] += seconds
+
+
+jax.monitoring.register_event_duration_secs_listener(_on_duration)
+
+
+def compile_seconds() -> float:
+    """Seconds this process has spent compiling so far; take differences to time a stretch of work."""
+    return _compile_total[0]
+
+
+def default_compilation_cache_dir() -> str:
+    """The per-user cache of compiled programs: $XDG_CACHE_HOME/jaxdl/jax, or ~/.cache/jaxdl/jax."""
+    return os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "jaxdl", "jax")
+
+
+def enable_compilation_cache(directory: str) -> None:
+    """Keeps compiled programs in `directory`, so that a rerun of the same shapes skips compiling."""
+    jax.config.update("jax_compilation_cache_dir", os.path.expanduser(directory))
+    # jaxdl's programs compile in well under JAX's default 1 s threshold; cache them all.
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
 def process_shard() -> tuple[int, int]:

@@ -65,6 +65,7 @@ def setup(cfg: ml_collections.ConfigDict) -> Setup:
     _check_int(cfg.data.workers, "data.workers", 0)
     _check_int(cfg.data.in_memory_max_mb, "data.in_memory_max_mb", 0)
     _check_bool(cfg.data.one_hot, "data.one_hot")
+    feed.resolve_steps_per_call(cfg.train.steps_per_call, steps_per_epoch=1, on_device=True)  # checks it
     if cfg.data.pipeline not in feed.PIPELINES:
         raise InputError(f"data.pipeline={cfg.data.pipeline!r} is not known; expected one of: {', '.join(feed.PIPELINES)}")
     splits = data.load(
@@ -138,9 +139,12 @@ def train_and_evaluate(
     Raises:
       InputError: for a bad config or workdir, before anything is written.
     """
-    start = time.perf_counter()
+    start, compiled_before = time.perf_counter(), parallel.compile_seconds()
     check_workdir(workdir, overwrite=overwrite)
     run = setup(cfg)
+    if cfg.compile_cache != "off":
+        auto = cfg.compile_cache == "auto"
+        parallel.enable_compilation_cache(parallel.default_compilation_cache_dir() if auto else cfg.compile_cache)
     os.makedirs(workdir, exist_ok=True)
     for name in RUN_FILES:  # --overwrite: start from an empty record of the run
         if os.path.exists(os.path.join(workdir, name)):
@@ -167,17 +171,21 @@ def train_and_evaluate(
         drop_remainder=cfg.train.drop_remainder, pipeline=cfg.data.pipeline,
         device_max_bytes=cfg.data.device_max_mb << 20, transform=splits.transform, workers=cfg.data.workers,
         shard_index=shard_index, shard_count=shard_count, epochs=cfg.train.epochs,
+        steps_per_call=cfg.train.steps_per_call,
     )
     evaluator = Evaluator(run.loss, batch_size=cfg.train.eval_batch_size, transform=splits.transform)
     eval_split = "validation" if splits.validation is not None else "test"
-    progress.message(f"data pipeline: {train_feed.kind}; evaluating on the {eval_split} split during training")
+    progress.message(
+        f"data pipeline: {train_feed.kind}, {train_feed.steps_per_call} steps per compiled call; "
+        f"evaluating on the {eval_split} split during training"
+    )
     writer = JsonLinesWriter(os.path.join(workdir, "metrics.jsonl"))
 
     def log(record: dict) -> None:
         common = {"epoch": record["epoch"], "step": record["step"]}
-        train_part = {k[len("train_"):]: v for k, v in record.items() if k.startswith("train_")}
-        writer.write({"type": "train", **common, **train_part,
-                      "epoch_seconds": record["epoch_seconds"], "steps_per_second": record["steps_per_second"]})
+        train_part = {k[len("train_"):]: v for k, v in record.items() if k.startswith("train_") and k != "train_seconds"}
+        timing = {k: record[k] for k in ("epoch_seconds", "compile_seconds", "steps_per_second")}
+        writer.write({"type": "train", **common, **train_part, **timing})
         eval_part = {k[len("eval_"):]: v for k, v in record.items() if k.startswith("eval_")}
         if eval_part:
             writer.write({"type": "eval", "split": eval_split, **common, **eval_part})
@@ -204,16 +212,19 @@ def train_and_evaluate(
         writer.close()
 
     summary = {
-        **{k: v for k, v in last.items() if k.startswith(("eval_", "train_"))},
+        **{k: v for k, v in last.items() if k.startswith(("eval_", "train_")) and k != "train_seconds"},
         "steps": int(final.step),
         "epochs": cfg.train.epochs,
         "wall_seconds": time.perf_counter() - start,
+        "compile_seconds": parallel.compile_seconds() - compiled_before,
+        "train_seconds": sum(r["train_seconds"] for r in history.records),
         "params_sha256": state_lib.params_sha256(final.params),
         "num_params": state_lib.param_count(final.params),
         "seed": cfg.seed,
         "dataset": info.name,
         "test_examples": len(splits.test),
         "pipeline": train_feed.kind,
+        "steps_per_call": train_feed.steps_per_call,
         "loss": run.loss.name,
         "versions": {"jaxdl": __version__, "jax": jax.__version__, "python": sys.version.split()[0]},
         "devices": parallel.device_summary(),

@@ -71,6 +71,8 @@ def _format_metrics(record: dict) -> str:
                 parts.append(f"{label}{name} {value:.4f}")
     if record.get("steps_per_second"):
         parts.append(f"{record['steps_per_second']:,.0f} steps/s")
+    if record.get("compile_seconds", 0.0) >= 0.01:
+        parts.append(f"compile {record['compile_seconds']:.2f} s")
     return "  ".join(parts)
 
 

@@ -7,6 +7,8 @@ os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 # Datasets prepared by the tests go to a fresh folder, never the user's ~/tensorflow_datasets.
 os.environ.setdefault("TFDS_DATA_DIR", tempfile.mkdtemp(prefix="jaxdl-tests-tfds-"))
+# The persistent compilation cache goes to a fresh folder too.
+os.environ.setdefault("XDG_CACHE_HOME", tempfile.mkdtemp(prefix="jaxdl-tests-cache-"))
 # On a GPU, let test subprocesses allocate memory beside the test process.
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 

@@ -9,7 +9,8 @@ from jaxdl import cli
 
 from conftest import EXPERIMENTS, REPO
 
-SUMMARY_KEYS = {"eval_accuracy", "eval_loss", "train_loss", "steps", "epochs", "wall_seconds", "params_sha256"}
+SUMMARY_KEYS = {"eval_accuracy", "eval_loss", "train_loss", "steps", "epochs", "wall_seconds", "params_sha256",
+                "compile_seconds", "train_seconds"}
 
 
 def _summary(workdir):
@@ -34,6 +35,8 @@ def test_train_writes_the_workdir(tmp_path, capsys):
     assert SUMMARY_KEYS <= set(summary)
     assert summary["steps"] == 138 and summary["epochs"] == 3 and len(summary["params_sha256"]) == 64
     assert summary["eval_accuracy"] == records[-1]["accuracy"]
+    assert 0 < summary["train_seconds"] < summary["wall_seconds"] and summary["compile_seconds"] > 0
+    assert summary["steps_per_call"] == 46 and records[0]["compile_seconds"] > records[1]["compile_seconds"]
 
 
 def test_the_seed_network_reaches_its_target_and_is_reproducible(tmp_path):
@@ -135,6 +138,7 @@ def test_python_dash_m_runs_the_same_command(tmp_path):
          "dataset 'mnist' is not prepared in /nonexistent/tfds; prepare it with: jaxdl data prepare mnist --data_dir /nonexistent/tfds"),
         (["--config.data.csv_path=/nonexistent/pima.csv"], "data.csv_path='/nonexistent/pima.csv': no such file"),
         (["--config", os.path.join(EXPERIMENTS, "csv_mlp.py")], "data.name='csv' needs a file: pass --config.data.csv_path=FILE"),
+        (["--config.train.steps_per_call=many"], "train.steps_per_call='many': expected a positive integer, 'epoch' or 'auto'"),
         (["--config.data.pipeline=gpu"], "data.pipeline='gpu' is not known; expected one of: auto, device, host"),
         (["--config.train.batch_size=0"], "train.batch_size=0: expected a positive integer"),
         (["--config.train.batch_size=1000"], r"train.batch_size=1000 is larger than the dataset (455 examples)"),
