@@ -6,11 +6,12 @@ from jaxdl.api import evaluate, fit, predict
 from jaxdl.config import default_config
 from jaxdl.errors import InputError
 from jaxdl.loop import History
-from jaxdl.models import MLP
+from jaxdl.models import CNN, MLP
 from jaxdl.run import train_and_evaluate
 from jaxdl.state import TrainState, params_sha256
 
 __all__ = [
+    "CNN",
     "MLP",
     "History",
     "InputError",

@@ -129,7 +129,7 @@ def fit(
     initial = parallel.create_state(model, tx, rng=jax.random.PRNGKey(seed), input_shape=train_set.x.shape[1:])
     train_feed = feed.make(
         train_set, loss_obj, batch_size=batch_size, seed=seed, shuffle=shuffle, drop_remainder=drop_remainder,
-        pipeline=pipeline, epochs=epochs, steps_per_call=steps_per_call,
+        pipeline=pipeline, epochs=epochs, steps_per_call=steps_per_call, model=model,
     )
     return train(
         initial,

@@ -49,6 +49,8 @@ def default_config() -> ml_collections.ConfigDict:
     cfg.model.output = "auto"  # auto: what the loss needs (sigmoid / softmax / identity)
     cfg.model.dropout = 0.0
     cfg.model.input_dim = config_dict.placeholder(int)  # None: the data's feature count
+    cfg.model.conv_features = (32, 64)  # cnn: channels of each convolution block
+    cfg.model.kernel_size = 3  # cnn
 
     cfg.train = ml_collections.ConfigDict()
     cfg.train.epochs = 150

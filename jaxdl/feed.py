@@ -90,12 +90,19 @@ class ResidentFeed:
             order.epoch_indices, len(data), batch_size, shuffle=shuffle, drop_remainder=drop_remainder,
             shard_index=shard_index, shard_count=shard_count, xp=jnp,
         )
-        self._plan = parallel.compile_epoch_plan(lambda seed, epoch: plan(seed=seed, epoch=epoch))
+        def epoch_plan(seed, epoch):
+            return plan(seed=seed, epoch=epoch)
+
         self.steps_per_call = min(steps_per_call or self.steps_per_epoch, self.steps_per_epoch)
-        self._steps = parallel.compile_resident_train_steps(step.make_train_step(loss))
+        train_step = step.make_train_step(loss)
+        self._plan = parallel.compile_epoch_plan(epoch_plan)
+        self._steps = parallel.compile_resident_train_steps(train_step)
+        self._epoch = parallel.compile_resident_epoch(train_step, epoch_plan)
 
     def run_epoch(self, state, totals, epoch: int):
         """Trains one epoch in calls of `steps_per_call` steps; returns the new state and summed totals."""
+        if self.steps_per_call == self.steps_per_epoch:  # the plan and every step in one call
+            return self._epoch(state, totals, self._arrays, self._seed, np.int32(epoch))
         indices, mask = self._plan(self._seed, np.int32(epoch))
         for start in range(0, self.steps_per_epoch, self.steps_per_call):
             count = min(self.steps_per_call, self.steps_per_epoch - start)
@@ -124,6 +131,7 @@ def make(
     shard_count: int = 1,
     epochs: int = 1,
     steps_per_call: int | str = "auto",
+    model=None,
 ) -> HostFeed | ResidentFeed:
     """Picks the feed: on the device when the split is in memory and under `device_max_bytes`.
 
@@ -133,7 +141,10 @@ def make(
       epochs: how many epochs the host pipeline's iterator spans.
       steps_per_call: train steps per compiled call (fused with `lax.scan`):
         an integer, "epoch", or "auto" (an epoch on the device path, one
-        step on the host path, where a call's batches are stacked on the host).
+        step on the host path, where a call's batches are stacked on the host;
+        one step for a `model` that loops slow down, see
+        `parallel.loops_are_slow`).
+      model: the model to be trained, for "auto".
 
     Raises:
       InputError: for an unknown pipeline, or "device" with a split that is
@@ -147,6 +158,8 @@ def make(
     on_device = pipeline == "device" or (pipeline == "auto" and in_memory and nbytes(data) <= device_max_bytes)
     steps = order.steps_per_epoch(len(data), batch_size, shard_count=shard_count, drop_remainder=drop_remainder)
     per_call = resolve_steps_per_call(steps_per_call, steps_per_epoch=steps, on_device=on_device)
+    if steps_per_call == "auto" and model is not None and parallel.loops_are_slow(model, data.x.shape[1:] if in_memory else data.feature_shape):
+        per_call = 1
     if on_device:
         return ResidentFeed(
             data, loss, batch_size=batch_size, seed=seed, shuffle=shuffle, drop_remainder=drop_remainder,

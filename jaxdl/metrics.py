@@ -10,7 +10,6 @@ score, so `roc_auc` works on the scores that evaluation collects.
 import jax
 import jax.numpy as jnp
 import numpy as np
-import scipy.stats
 
 from jaxdl.losses import Loss
 
@@ -124,5 +123,8 @@ def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
     n_pos, n_neg = int(labels.sum()), int((~labels).sum())
     if n_pos == 0 or n_neg == 0:
         return float("nan")
-    ranks = scipy.stats.rankdata(scores, method="average")
+    # Average 1-based rank of each score, ties sharing the mean of their ranks.
+    _, inverse, counts = np.unique(scores, return_inverse=True, return_counts=True)
+    ends = np.cumsum(counts)
+    ranks = ((ends - counts + 1 + ends) / 2.0)[inverse]
     return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))

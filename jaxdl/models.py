@@ -63,7 +63,46 @@ class MLP(nn.Module):
         return activations.get(self.output_activation)(z)
 
 
-MODELS = {"mlp": MLP}
+class CNN(nn.Module):
+    """A small convolutional network: convolution + activation + 2x2 max-pooling blocks, then dense layers.
+
+    Inputs are images (N, height, width, channels); (N, height, width) gets one
+    channel.
+
+    Attributes:
+      conv_features: output channels of each convolution block, e.g. (32, 64).
+      kernel_size: the side of the square convolution kernels.
+      hidden: widths of the dense layers after the convolutions.
+      activation: the activation of every convolution and hidden layer.
+      num_outputs, output_activation, dropout_rate: as for `MLP`.
+    """
+
+    conv_features: Sequence[int] = (32, 64)
+    kernel_size: int = 3
+    hidden: Sequence[int] = (128,)
+    activation: str = "relu"
+    num_outputs: int = 10
+    output_activation: str = "softmax"
+    dropout_rate: float = 0.0
+
+    @nn.compact
+    def __call__(self, x: jax.Array, *, train: bool = False, logits: bool = False) -> jax.Array:
+        act = activations.get(self.activation)
+        if x.ndim == 3:
+            x = x[..., None]
+        for i, features in enumerate(self.conv_features):
+            x = nn.Conv(features, (self.kernel_size, self.kernel_size), name=f"conv_{i}")(x)
+            x = nn.max_pool(act(x), (2, 2), strides=(2, 2), padding="SAME")
+        x = x.reshape((x.shape[0], -1))
+        for i, width in enumerate(self.hidden):
+            x = act(nn.Dense(width, name=f"hidden_{i}")(x))
+            if self.dropout_rate > 0:
+                x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
+        z = nn.Dense(self.num_outputs, name="output")(x)
+        return z if logits else activations.get(self.output_activation)(z)
+
+
+MODELS = {"mlp": MLP, "cnn": CNN}
 
 
 def check_mlp(model: MLP, *, prefix: str = "model") -> None:
@@ -112,6 +151,19 @@ def build(model_config, *, num_outputs: int, output_activation: str) -> nn.Modul
             f"model.name={model_config.name!r} is not a known model; expected one of: {', '.join(MODELS)}"
         )
     activation = model_config.activation
+    if model_config.name == "cnn":
+        if not isinstance(activation, str):
+            raise InputError(f"model.activation={activation!r}: the CNN takes one activation name")
+        activations.get(activation, argument="model.activation")
+        return CNN(
+            conv_features=tuple(model_config.conv_features),
+            kernel_size=model_config.kernel_size,
+            hidden=tuple(model_config.hidden),
+            activation=activation,
+            num_outputs=num_outputs,
+            output_activation=output_activation,
+            dropout_rate=float(model_config.dropout),
+        )
     model = MLP(
         hidden=tuple(model_config.hidden),
         activation=activation if isinstance(activation, str) else tuple(activation),

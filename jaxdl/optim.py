@@ -24,6 +24,10 @@ DEFAULTS = {
     "decay": 0.9,  # rmsprop
     "weight_decay": 1e-4,  # adamw
     "grad_clip_norm": 0.0,  # clip the global gradient norm to this; 0 = off
+    # Keep the optimizer's state as one flat vector (optax.flatten). Measured on
+    # the tutorial's network with fused epochs: 14.9 vs 15.2 us/step, within
+    # noise, and not bit-identical to the unflattened update; so off by default.
+    "flatten": False,
 }
 
 
@@ -93,4 +97,7 @@ def build(cfg: Mapping, *, total_steps: int) -> optax.GradientTransformation:
             momentum=None if cfg["momentum"] is None else _positive(cfg, "momentum", allow_zero=True) or None,
         )
     clip = _positive(cfg, "grad_clip_norm", allow_zero=True)
-    return optax.chain(optax.clip_by_global_norm(clip), tx) if clip else tx
+    tx = optax.chain(optax.clip_by_global_norm(clip), tx) if clip else tx
+    if not isinstance(cfg["flatten"], bool):
+        raise InputError(f"optimizer.flatten={cfg['flatten']!r}: expected true or false")
+    return optax.flatten(tx) if cfg["flatten"] else tx

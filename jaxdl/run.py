@@ -171,7 +171,7 @@ def train_and_evaluate(
         drop_remainder=cfg.train.drop_remainder, pipeline=cfg.data.pipeline,
         device_max_bytes=cfg.data.device_max_mb << 20, transform=splits.transform, workers=cfg.data.workers,
         shard_index=shard_index, shard_count=shard_count, epochs=cfg.train.epochs,
-        steps_per_call=cfg.train.steps_per_call,
+        steps_per_call=cfg.train.steps_per_call, model=run.model,
     )
     evaluator = Evaluator(run.loss, batch_size=cfg.train.eval_batch_size, transform=splits.transform)
     eval_split = "validation" if splits.validation is not None else "test"
@@ -190,6 +190,7 @@ def train_and_evaluate(
         if eval_part:
             writer.write({"type": "eval", "split": eval_split, **common, **eval_part})
 
+    train_start = time.perf_counter()
     try:
         final, history = train(
             initial,
@@ -217,6 +218,9 @@ def train_and_evaluate(
         "epochs": cfg.train.epochs,
         "wall_seconds": time.perf_counter() - start,
         "compile_seconds": parallel.compile_seconds() - compiled_before,
+        # From the start of the run (data, checks, initialisation) to the end of the first
+        # epoch's training, which is the first compiled call when an epoch is fused.
+        "first_epoch_seconds": train_start - start + history.records[0]["epoch_seconds"],
         "train_seconds": sum(r["train_seconds"] for r in history.records),
         "params_sha256": state_lib.params_sha256(final.params),
         "num_params": state_lib.param_count(final.params),

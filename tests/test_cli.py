@@ -74,7 +74,7 @@ def test_csv_mlp_trains_the_seed_network_on_a_csv_file(tmp_path):
     assert cli.main(["train", "--config", os.path.join(EXPERIMENTS, "csv_mlp.py"), f"--config.data.csv_path={path}",
                      "--workdir", workdir, "--quiet"]) == 0
     summary = _summary(workdir)
-    assert summary["eval_accuracy"] >= 0.95 and summary["test_examples"] == 114 and summary["steps"] == 150 * 46
+    assert summary["eval_accuracy"] >= 0.95 and summary["test_examples"] == 113 and summary["steps"] == 150 * 46
 
 
 def test_host_pipeline_run_equals_the_device_run(tmp_path):
@@ -96,7 +96,7 @@ def test_reading_tfds_files_batch_by_batch_equals_loading_them(tmp_path):
         assert cli.main(["train", "--config", os.path.join(EXPERIMENTS, "digits_mlp.py"), "--workdir", workdir,
                          "--quiet", "--config.train.epochs=3", override]) == 0
         digests[name] = _summary(workdir)
-    assert digests["files"]["pipeline"] == "host" and digests["files"]["test_examples"] == 360
+    assert digests["files"]["pipeline"] == "host" and digests["files"]["test_examples"] == 359
     np_close = abs(digests["files"]["eval_loss"] - digests["memory"]["eval_loss"]) < 1e-5
     assert np_close and digests["files"]["eval_accuracy"] == digests["memory"]["eval_accuracy"]
 
@@ -141,11 +141,11 @@ def test_python_dash_m_runs_the_same_command(tmp_path):
         (["--config.train.steps_per_call=many"], "train.steps_per_call='many': expected a positive integer, 'epoch' or 'auto'"),
         (["--config.data.pipeline=gpu"], "data.pipeline='gpu' is not known; expected one of: auto, device, host"),
         (["--config.train.batch_size=0"], "train.batch_size=0: expected a positive integer"),
-        (["--config.train.batch_size=1000"], r"train.batch_size=1000 is larger than the dataset (455 examples)"),
+        (["--config.train.batch_size=1000"], r"train.batch_size=1000 is larger than the dataset (456 examples)"),
         (["--config.optimizer.name=adagrad"], "optimizer.name='adagrad' is not a known optimizer; expected one of: adam, adamw, rmsprop, sgd"),
         (["--config.train.loss=hinge"], "train.loss='hinge' is not a known loss; expected one of:"),
         (["--config.model.activation=relu6"], "model.activation='relu6' is not a known activation; expected one of:"),
-        (["--config.model.input_dim=8"], "breast_cancer features have shape (455, 30), i.e. (30,) per example, but the model expects input_dim=8"),
+        (["--config.model.input_dim=8"], "breast_cancer features have shape (456, 30), i.e. (30,) per example, but the model expects input_dim=8"),
         (["--config.train.epochs=0"], "train.epochs=0: expected an integer >= 1"),
         (["--config.model.output=softmax"], "needs an output layer of 1 sigmoid unit"),
     ],

@@ -22,17 +22,26 @@ def test_embedded_datasets_through_tfds_have_their_documented_size():
         assert set(np.unique(splits.test.y)) == set(range(classes))
 
 
+def test_stratified_split_holds_out_the_fraction_of_each_class():
+    labels = np.repeat([0, 1, 2], [50, 30, 20])
+    train, held = data.sources.stratified_split(labels, 0.2, seed=3)
+    assert np.bincount(labels[held]).tolist() == [10, 6, 4] and sorted(np.r_[train, held].tolist()) == list(range(100))
+    again, _ = data.sources.stratified_split(labels, 0.2, seed=3)
+    np.testing.assert_array_equal(train, again)
+    assert not np.array_equal(train, data.sources.stratified_split(labels, 0.2, seed=4)[0])
+
+
 def test_split_is_fixed_by_split_seed_and_stratified():
     a, b = data.load("breast_cancer"), data.load("breast_cancer")
     np.testing.assert_array_equal(a.test.x, b.test.x)
     assert not np.array_equal(a.test.x, data.load("breast_cancer", split_seed=1).test.x)
     # Stratified: the test split has the dataset's class balance (212 malignant of 569).
-    assert abs(np.mean(a.test.y == 0) - 212 / 569) < 0.01 and len(a.test) == 114
+    assert abs(np.mean(a.test.y == 0) - 212 / 569) < 0.01 and len(a.test) == 113  # 42 of 212 and 71 of 357
 
 
 def test_validation_split_is_carved_from_train():
     splits = data.load("digits", validation_fraction=0.25)
-    assert len(splits.validation) == 360 and len(splits.train) == 1077 and len(splits.test) == 360
+    assert len(splits.test) == 359 and len(splits.validation) == 359 and len(splits.train) == 1079
     assert set(map(bytes, splits.validation.x)).isdisjoint(map(bytes, splits.train.x))
 
 
@@ -139,7 +148,7 @@ def test_device_and_host_feeds_train_identically():
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7), results["device"][0], results["host"][0])
     if jax.default_backend() == "cpu":
         assert state_lib.params_sha256(results["device"][0]) == state_lib.params_sha256(results["host"][0])
-    assert results["device"][1]["count"] == results["host"][1]["count"] == 455
+    assert results["device"][1]["count"] == results["host"][1]["count"] == 456
 
 
 def test_auto_feed_picks_the_device_under_the_size_limit():

@@ -120,3 +120,16 @@ def test_feature_width_mismatch_is_reported():
     models.check_features(model, (10, 8))
     with pytest.raises(InputError, match=r"shape \(10, 30\).*expects input_dim=8 features"):
         models.check_features(model, (10, 30))
+
+
+def test_cnn_shapes_and_training_step():
+    model = models.CNN(conv_features=(8, 16), hidden=(32,), num_outputs=10)
+    x = jnp.zeros((4, 28, 28, 1))
+    variables = model.init(jax.random.PRNGKey(0), x)
+    shapes = jax.tree.map(jnp.shape, variables["params"])
+    assert shapes["conv_0"]["kernel"] == (3, 3, 1, 8) and shapes["conv_1"]["kernel"] == (3, 3, 8, 16)
+    assert shapes["hidden_0"]["kernel"] == (7 * 7 * 16, 32)  # two 2x2 poolings: 28 -> 14 -> 7
+    probs = model.apply(variables, x)
+    assert probs.shape == (4, 10)
+    np.testing.assert_allclose(probs.sum(axis=-1), np.ones(4), rtol=1e-5)
+    assert model.apply(variables, jnp.zeros((2, 28, 28))).shape == (2, 10)  # a channel is added

@@ -10,7 +10,6 @@ on the training split only.
 import dataclasses
 
 import numpy as np
-import sklearn.model_selection
 
 from jaxdl.data import csv_source, tfds_source, transforms
 from jaxdl.data.arrays import ArrayDataset, Scaler
@@ -43,12 +42,27 @@ class Splits:
     transform: transforms.Chain | None = None
 
 
+def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row numbers of a (train, held-out) cut: `fraction` of each class held out, chosen by `seed`.
+
+    Labels that are not integer classes are cut without stratifying. Both
+    row sets keep the dataset's order.
+    """
+    rng = np.random.default_rng(seed)
+    groups = [np.arange(len(labels))] if labels.dtype.kind not in "iub" else [
+        np.flatnonzero(labels == c) for c in np.unique(labels)
+    ]
+    held = np.concatenate([rng.permutation(rows)[: int(round(fraction * len(rows)))] for rows in groups])
+    keep = np.ones(len(labels), bool)
+    keep[held] = False
+    return np.flatnonzero(keep), np.flatnonzero(~keep)
+
+
 def _carve(x, y, fraction: float, seed: int, *, argument: str):
-    stratify = y if y.dtype.kind in "iu" and np.bincount(y).min(initial=2) >= 2 else None
-    try:
-        return sklearn.model_selection.train_test_split(x, y, test_size=fraction, random_state=seed, stratify=stratify)
-    except ValueError as err:
-        raise InputError(f"{argument}={fraction}: cannot split {len(x)} examples that way ({err})") from None
+    train, held = stratified_split(y, fraction, seed)
+    if len(train) == 0 or len(held) == 0:
+        raise InputError(f"{argument}={fraction}: cutting {len(y)} examples this way leaves a split empty")
+    return x[train], x[held], y[train], y[held]
 
 
 def _check_fraction(value, argument: str, *, allow_zero: bool) -> float:

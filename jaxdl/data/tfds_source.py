@@ -28,8 +28,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
-import sklearn.datasets
-import sklearn.utils
 import tensorflow_datasets as tfds
 
 from jaxdl.errors import InputError
@@ -44,7 +42,7 @@ class _SklearnBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
     VERSION = tfds.core.Version("1.0.0")
     RELEASE_NOTES = {"1.0.0": "scikit-learn's rows and labels as float32 features, in scikit-learn's order."}
-    _loader: Callable[[], sklearn.utils.Bunch]  # set by each subclass
+    _loader: str  # the scikit-learn loader's name, set by each subclass
     _about: str = ""
     # Nothing is downloaded, so there are no URL checksums to look up. TFDS
     # 4.9.10 finds them through `code_path`, which needs the undeclared
@@ -88,15 +86,17 @@ class _SklearnBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
 
 @functools.cache
-def _bunch(loader: Callable) -> sklearn.utils.Bunch:
-    return loader()
+def _bunch(loader: str):
+    import sklearn.datasets  # only to build a dataset: importing scikit-learn costs ~0.8 s
+
+    return getattr(sklearn.datasets, loader)()
 
 
 class JaxdlBreastCancer(_SklearnBuilder):
     """Wisconsin diagnostic breast cancer, from scikit-learn."""
 
     name = "jaxdl_breast_cancer"
-    _loader = staticmethod(sklearn.datasets.load_breast_cancer)
+    _loader = "load_breast_cancer"
     _about = "Wisconsin diagnostic breast cancer: 569 tumours, 30 features, malignant (0) or benign (1)"
 
 
@@ -104,7 +104,7 @@ class JaxdlDigits(_SklearnBuilder):
     """UCI handwritten digits (8x8), from scikit-learn."""
 
     name = "jaxdl_digits"
-    _loader = staticmethod(sklearn.datasets.load_digits)
+    _loader = "load_digits"
     _about = "UCI handwritten digits: 1,797 images of 8x8 pixels (64 features), ten classes 0-9"
 
 
@@ -112,7 +112,7 @@ class JaxdlIris(_SklearnBuilder):
     """Fisher's iris, from scikit-learn."""
 
     name = "jaxdl_iris"
-    _loader = staticmethod(sklearn.datasets.load_iris)
+    _loader = "load_iris"
     _about = "Fisher's iris: 150 flowers, 4 measurements, three species"
 
 
@@ -120,7 +120,7 @@ class JaxdlWine(_SklearnBuilder):
     """UCI wine recognition, from scikit-learn."""
 
     name = "jaxdl_wine"
-    _loader = staticmethod(sklearn.datasets.load_wine)
+    _loader = "load_wine"
     _about = "UCI wine recognition: 178 wines, 13 chemical measurements, three cultivars"
 
 
