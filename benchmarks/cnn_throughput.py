@@ -7,7 +7,8 @@ labels: the speed does not depend on the values). Each case trains one
 warm-up epoch (compiling), then `--epochs` timed epochs; throughput is
 training examples per second over the timed epochs, median of `--repeats`.
 PyTorch runs with 2 threads (its fastest setting for a CNN on this 2-core
-machine); jaxdl and Keras use XLA's defaults.
+machine), or on the GPU where there is one; jaxdl and Keras use XLA's
+defaults.
 
     python benchmarks/cnn_throughput.py             # rewrites this device's section of results.md
     python benchmarks/cnn_throughput.py --examples 1024 --epochs 1 --repeats 1 --no-write
@@ -57,18 +58,20 @@ def run_torch(x, y, epochs):
     import torch
 
     torch.set_num_threads(2)
+    device = "cuda" if torch.cuda.is_available() else "cpu"  # on a GPU machine, PyTorch uses the GPU too
     nn = torch.nn
     model = nn.Sequential(
         nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
         nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
         nn.Flatten(), nn.Linear(7 * 7 * 64, 128), nn.ReLU(), nn.Linear(128, 10),
-    )
+    ).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss_fn = nn.CrossEntropyLoss()
-    xt, yt = torch.from_numpy(x.transpose(0, 3, 1, 2).copy()), torch.from_numpy(y.astype(np.int64))
+    xt = torch.from_numpy(x.transpose(0, 3, 1, 2).copy()).to(device)
+    yt = torch.from_numpy(y.astype(np.int64)).to(device)
 
     def epoch():
-        order = torch.randperm(len(xt))
+        order = torch.randperm(len(xt), device=device)
         for i in range(0, len(xt), BATCH):
             idx = order[i : i + BATCH]
             optimizer.zero_grad()
@@ -76,13 +79,17 @@ def run_torch(x, y, epochs):
             optimizer.step()
 
     epoch()  # warm-up
+    if device == "cuda":
+        torch.cuda.synchronize()
     start = time.perf_counter()
     for _ in range(epochs):
         epoch()
+    if device == "cuda":
+        torch.cuda.synchronize()
     return time.perf_counter() - start
 
 
-CASES = {"jaxdl.fit": run_jaxdl, "Keras 3 fit (JAX backend)": run_keras, "PyTorch eager (2 threads)": run_torch}
+CASES = {"jaxdl.fit": run_jaxdl, "Keras 3 fit (JAX backend)": run_keras, "PyTorch eager (2 threads, or CUDA)": run_torch}
 
 
 def main() -> int:

@@ -110,7 +110,7 @@ def train(
     for epoch in range(1, epochs + 1):
         start, compiled_before = time.perf_counter(), parallel.compile_seconds()
         state, totals = feed.run_epoch(state, _zero_totals(loss, state), epoch)
-        train_metrics = metrics.compute(parallel.fetch(totals))  # waits for the epoch to finish
+        train_metrics = metrics.compute(parallel.fetch_totals(totals))  # waits for the epoch to finish
         seconds = time.perf_counter() - start
         compiling = parallel.compile_seconds() - compiled_before
         steps_done += feed.steps_per_epoch
