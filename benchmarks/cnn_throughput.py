@@ -125,10 +125,7 @@ def main() -> int:
     for name, values in rates.items():
         median = statistics.median(values)
         lines.append(f"| {name} | {median:,.0f} | {base / median:.2f}x |")
-    section = "\n".join(lines) + "\n"
-    print(section)
-    if not args.no_write:
-        report.write_section(section)
+    report.emit(lines, write=not args.no_write)
     return 0
 
 

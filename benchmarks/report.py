@@ -29,3 +29,11 @@ def write_section(section: str) -> None:
         text = text.rstrip("\n") + "\n\n" + section
     with open(RESULTS, "w") as f:
         f.write(text.rstrip("\n") + "\n")
+
+
+def emit(lines: list[str], *, write: bool) -> None:
+    """Prints a section (its lines) and, if `write`, puts it into results.md."""
+    section = "\n".join(lines) + "\n"
+    print(section)
+    if write:
+        write_section(section)

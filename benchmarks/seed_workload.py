@@ -226,10 +226,7 @@ def main() -> int:
     for name, m in med.items():
         lines.append(f"| {name} | {m['train_s']:.3f} | {m['step_us']:.1f} | {m['train_s'] / base:.1f}x | "
                      f"{m['wall_s']:.2f} | {m['accuracy']:.4f} |")
-    section = "\n".join(lines) + "\n"
-    print(section)
-    if not args.no_write:
-        report.write_section(section)
+    report.emit(lines, write=not args.no_write)
     return 0
 
 

@@ -71,10 +71,7 @@ def main() -> int:
         f"{100 * (1 - med['warm'][1] / med['cold'][1]):.0f}%, and the whole command by "
         f"{100 * (1 - med['warm'][0] / med['cold'][0]):.0f}% (Python and library imports take about 1.5 s of it).",
     ]
-    section = "\n".join(lines) + "\n"
-    print(section)
-    if not args.no_write:
-        report.write_section(section)
+    report.emit(lines, write=not args.no_write)
     return 0
 
 

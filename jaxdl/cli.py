@@ -141,3 +141,6 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as err:
         print(f"jaxdl: error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `jaxdl train | head -1`: the reader left; stop quietly, as programs do on SIGPIPE
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
