@@ -7,7 +7,8 @@ with no arguments.
 
 Run:
     jaxdl train --config experiments/seed_mlp.py
-Result (seed 0, 2-core CPU): test accuracy 0.9737 on 114 test examples, ~4 s.
+Result (seeds 0-4, 2-core CPU): test accuracy 0.9912 on the 113 test
+examples; 0.1 s of training, 0.7-0.9 s per run with a warm compilation cache.
 """
 
 from jaxdl.config import default_config
