@@ -8,6 +8,8 @@
     jaxdl.predict(state, x_new)               # sigmoid outputs in (0, 1)
 """
 
+import json
+import os
 from collections.abc import Mapping
 
 import flax.linen as nn
@@ -169,13 +171,26 @@ def evaluate(state: TrainState, data_or_name, *, loss: str | None = None, batch_
     return Evaluator(loss_obj, batch_size=batch_size)(state, dataset)
 
 
-def predict(state: TrainState, x, *, batch_size: int = 1024) -> np.ndarray:
+def predict(state: TrainState, x, *, batch_size: int = 1024, scaler: "data.Scaler | str | None" = None) -> np.ndarray:
     """The model's outputs for features `x`: sigmoid or softmax probabilities for classifiers.
 
-    Features must be scaled as the training features were (for an embedded
-    dataset, with `jaxdl.data.load(name).scaler.transform`).
+    Args:
+      state: a trained state.
+      x: features, (N, ...).
+      batch_size: examples per call.
+      scaler: scale raw `x` the way the training features were: a
+        `data.Scaler`, or a run's workdir (or its `scaler.json`). None: `x`
+        is already scaled.
     """
+    if isinstance(scaler, str):
+        path = os.path.join(scaler, "scaler.json") if os.path.isdir(scaler) else scaler
+        if not os.path.isfile(path):
+            raise InputError(f"scaler={scaler!r}: no scaler.json there; expected a run's workdir or its scaler.json")
+        with open(path) as f:
+            scaler = data.Scaler.from_dict(json.load(f))
     x = np.asarray(x)
     x = data.from_arrays(x, np.zeros(len(x)), argument="x").x
     _check_inputs(state, x, argument="x")
+    if scaler is not None:
+        x = scaler.transform(x)
     return predict_batches(state, x, batch_size=batch_size)

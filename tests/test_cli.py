@@ -39,6 +39,30 @@ def test_train_writes_the_workdir(tmp_path, capsys):
     assert summary["steps_per_call"] == 46 and records[0]["compile_seconds"] > records[1]["compile_seconds"]
 
 
+def test_predict_scales_raw_inputs_with_the_runs_scaler(tmp_path):
+    import numpy as np
+    from sklearn.datasets import load_breast_cancer
+
+    import jaxdl
+    from jaxdl import config, run
+
+    workdir = str(tmp_path / "run")
+    assert cli.main(["train", "--workdir", workdir, "--quiet", "--config.train.epochs=20"]) == 0
+    # Rebuild the run's state by training again in-process (checkpoints come with a later issue).
+    cfg = config.default_config()
+    cfg.train.epochs = 20
+    setup = run.setup(cfg)
+    state, _ = jaxdl.fit(setup.model, (setup.splits.train.x, setup.splits.train.y), epochs=20, batch_size=10,
+                         verbose=False)
+    raw = load_breast_cancer().data.astype(np.float32)
+    from_workdir = jaxdl.predict(state, raw, scaler=workdir)
+    by_hand = jaxdl.predict(state, setup.splits.scaler.transform(raw))
+    np.testing.assert_allclose(from_workdir, by_hand, rtol=1e-6)
+    assert np.mean((from_workdir[:, 0] > 0.5) == load_breast_cancer().target) > 0.95
+    with pytest.raises(jaxdl.InputError, match="no scaler.json there"):
+        jaxdl.predict(state, raw, scaler=str(tmp_path))
+
+
 def test_the_seed_network_reaches_its_target_and_is_reproducible(tmp_path):
     # `jaxdl train` with no config: 12-8-1 on breast_cancer, 150 epochs at batch size 10.
     digests = {}
