@@ -69,10 +69,7 @@ class Evaluator:
 
 
 def _zero_totals(loss: Loss, state: TrainState) -> dict:
-    # Host numpy zeros: passing them to the compiled step costs a copy, not an
-    # op-by-op device computation per epoch.
-    kind = metrics.metric_kind(loss, state.model.num_outputs)
-    return {name: np.zeros((), np.float32) for name in metrics.TOTALS[kind]}
+    return metrics.zeros(metrics.metric_kind(loss, state.model.num_outputs))
 
 
 def train(

@@ -30,9 +30,13 @@ def metric_kind(loss: Loss, num_outputs: int) -> str:
     return "binary" if is_binary(loss, num_outputs) else loss.kind
 
 
-def zeros(kind: str) -> dict[str, jax.Array]:
-    """Empty totals of a metric kind."""
-    return {name: jnp.zeros((), jnp.float32) for name in TOTALS[kind]}
+def zeros(kind: str) -> dict[str, np.ndarray]:
+    """Empty totals of a metric kind, as host arrays.
+
+    Host numpy zeros, not jnp.zeros: passing them to a compiled step costs a
+    copy, where creating device zeros would run op-by-op computations.
+    """
+    return {name: np.zeros((), np.float32) for name in TOTALS[kind]}
 
 
 def merge(a: dict, b: dict) -> dict:

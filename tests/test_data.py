@@ -143,7 +143,7 @@ def test_device_and_host_feeds_train_identically():
         assert f.kind == kind
         state = parallel.create_state(model, optax.adam(1e-3), rng=jax.random.PRNGKey(0), input_shape=(30,))
         for epoch in (1, 2):
-            state, totals = f.run_epoch(state, {k: np.zeros((), np.float32) for k in metrics.TOTALS["binary"]}, epoch)
+            state, totals = f.run_epoch(state, metrics.zeros("binary"), epoch)
         results[kind] = (state.params, parallel.fetch(totals))
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7), results["device"][0], results["host"][0])
     if jax.default_backend() == "cpu":

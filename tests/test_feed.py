@@ -10,7 +10,7 @@ BCE = losses.get("binary_crossentropy")
 
 
 def _zeros():
-    return {k: np.zeros((), np.float32) for k in metrics.TOTALS["binary"]}
+    return metrics.zeros("binary")
 
 
 def _train(splits, epochs=2, **kwargs):

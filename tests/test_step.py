@@ -16,7 +16,7 @@ def _state(model=None, lr=0.05, features=4, seed=0):
 
 
 def _zeros(kind="binary"):
-    return {k: np.zeros((), np.float32) for k in metrics.TOTALS[kind]}
+    return metrics.zeros(kind)
 
 
 def test_loss_falls_over_training(blobs):
