@@ -102,12 +102,13 @@ def fit(
     _check_model(model)
     loss_obj = losses.get(loss)
     losses.check_head(loss_obj, model.num_outputs, model.output_activation)
-    train_set = _dataset(train_data, argument="train_data", split="train")
     if isinstance(validation_data, str) and validation_data == "test":
         if not isinstance(train_data, str):
             raise InputError("validation_data='test' needs a dataset name as train_data")
-        val_set = _dataset(train_data, argument="validation_data", split="test")
+        splits = data.load(train_data)  # once, for both splits
+        train_set, val_set = splits.train, splits.test
     else:
+        train_set = _dataset(train_data, argument="train_data", split="train")
         val_set = None if validation_data is None else _dataset(validation_data, argument="validation_data", split="test")
     for name, dataset in (("train_data", train_set), ("validation_data", val_set)):
         if dataset is not None:
