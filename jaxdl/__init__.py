@@ -2,22 +2,26 @@
 
 __version__ = "0.1.0"
 
+from jaxdl import ensemble
 from jaxdl.api import evaluate, fit, predict
 from jaxdl.config import default_config
 from jaxdl.errors import InputError
 from jaxdl.loop import History
 from jaxdl.models import CNN, MLP
+from jaxdl.privacy import Privacy
 from jaxdl.run import train_and_evaluate
 from jaxdl.state import TrainState, params_sha256
 
 __all__ = [
     "CNN",
     "MLP",
+    "Privacy",
     "History",
     "InputError",
     "TrainState",
     "__version__",
     "default_config",
+    "ensemble",
     "evaluate",
     "fit",
     "params_sha256",

@@ -10,16 +10,17 @@
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import flax.linen as nn
-import jax
 import numpy as np
 import optax
 
-from jaxdl import data, feed, losses, models, optim, parallel
+from jaxdl import data, feed, losses, models, optim, parallel as parallel_lib
 from jaxdl.errors import InputError
 from jaxdl.loop import Evaluator, History, predict as predict_batches, train
+from jaxdl.privacy import Privacy
+from jaxdl.run import initial_state, member_hyperparams
 from jaxdl.state import TrainState
 from jaxdl.writers import Progress
 
@@ -63,6 +64,12 @@ def fit(
     drop_remainder: bool = False,
     pipeline: str = "auto",
     steps_per_call: int | str = "auto",
+    parallel: str = "auto",
+    fsdp: int = 1,
+    ensemble: int = 1,
+    ensemble_learning_rates: Sequence[float] = (),
+    ensemble_weight_decays: Sequence[float] = (),
+    privacy: Privacy | None = None,
     verbose: bool = True,
 ) -> tuple[TrainState, History]:
     """Trains `model` on `train_data`, the way Keras's `model.fit` does.
@@ -91,10 +98,22 @@ def fit(
       steps_per_call: train steps fused into one compiled call with
         `lax.scan`: an integer, "epoch", or "auto" (a whole epoch on the
         device path, one step on the host path).
+      parallel: "auto" (a mesh over all devices when there are several and
+        the batch, or the ensemble, divides over them; else one device),
+        "single", "pmap" or "mesh". See `jaxdl.parallel.strategy`.
+      fsdp: under "mesh", devices along the axis that shards the parameters.
+      ensemble: train this many models at once (vmap); member k is the
+        model `seed + k` would give.
+      ensemble_learning_rates, ensemble_weight_decays: one value per member
+        (weight decays need "adamw").
+      privacy: DP-SGD settings, `jaxdl.Privacy(clip_norm, noise_multiplier)`.
       verbose: show per-epoch progress.
 
     Returns:
       `(state, history)`: the trained `TrainState` and the per-epoch metrics.
+      For an ensemble, every leaf of the state has a leading member axis
+      (`jaxdl.ensemble.member(state, k)` takes one out) and each history
+      figure is the members' mean, with `<name>_members` holding every value.
 
     Raises:
       InputError: for bad arguments or data, before anything compiles.
@@ -123,16 +142,31 @@ def fit(
         raise InputError(f"epochs={epochs!r}: expected an integer >= 1")
     data.check_batch_size(batch_size, len(train_set), argument="batch_size")
     steps = data.steps_per_epoch(len(train_set), batch_size, drop_remainder=drop_remainder)
-    if isinstance(optimizer, optax.GradientTransformation):
-        tx = optimizer
-    else:
-        settings = {"name": optimizer} if isinstance(optimizer, str) else dict(optimizer)
-        tx = optim.build(settings, total_steps=steps * epochs)
+    if isinstance(ensemble, bool) or not isinstance(ensemble, int) or ensemble < 1:
+        raise InputError(f"ensemble={ensemble!r}: expected an integer >= 1")
+    if privacy is not None and not isinstance(privacy, Privacy):
+        raise InputError(f"privacy={privacy!r}: expected jaxdl.Privacy(clip_norm=..., noise_multiplier=...)")
+    settings = {"name": optimizer} if isinstance(optimizer, str) else None
+    if not isinstance(optimizer, (str, optax.GradientTransformation)):
+        settings = dict(optimizer)
+    hyperparams = {}
+    if ensemble_learning_rates or ensemble_weight_decays:
+        if settings is None:
+            raise InputError("per-member learning rates or weight decays need the optimizer as a name or settings, not an optax object")
+        hyperparams = member_hyperparams(
+            {**optim.DEFAULTS, **settings}, ensemble, learning_rate=ensemble_learning_rates,
+            weight_decay=ensemble_weight_decays, argument="fit: ensemble",
+        )
+    tx = optimizer if settings is None else optim.build(settings, total_steps=steps * epochs, per_member=bool(hyperparams))
+    strategy, _ = parallel_lib.choose(parallel, batch_size=batch_size, members=ensemble, fsdp=fsdp, batch_argument="batch_size")
 
-    initial = parallel.create_state(model, tx, rng=jax.random.PRNGKey(seed), input_shape=train_set.x.shape[1:])
+    initial = initial_state(
+        model, tx, seed=seed, input_shape=train_set.x.shape[1:], strategy=strategy, hyperparams=hyperparams
+    )
     train_feed = feed.make(
         train_set, loss_obj, batch_size=batch_size, seed=seed, shuffle=shuffle, drop_remainder=drop_remainder,
-        pipeline=pipeline, epochs=epochs, steps_per_call=steps_per_call, model=model,
+        pipeline=pipeline, epochs=epochs, steps_per_call=steps_per_call, model=model, strategy=strategy,
+        privacy=privacy,
     )
     return train(
         initial,

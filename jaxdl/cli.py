@@ -105,6 +105,9 @@ def _train(args, overrides) -> int:
         "runs", f"{name}-{datetime.datetime.now().strftime('%Y%m%d-%H%M%S')}"
     )
     summary = run.train_and_evaluate(cfg, workdir, quiet=args.quiet, overwrite=args.overwrite)
+    if "best_member" in summary:
+        _print_ensemble(summary, workdir)
+        return 0
     details = [f"loss {summary['eval_loss']:.4f}"]
     if summary.get("eval_auc") is not None:
         details.append(f"auc {summary['eval_auc']:.4f}")
@@ -118,6 +121,22 @@ def _train(args, overrides) -> int:
         print(f"test loss {summary['eval_loss']:.4f} on {summary['test_examples']} {summary['dataset']} test examples")
     print(f"workdir: {workdir}")
     return 0
+
+
+def _print_ensemble(summary: dict, workdir: str) -> None:
+    metric = "accuracy" if "eval_accuracy" in summary else "loss"
+    values = summary[f"eval_{metric}_members"]
+    best = summary["best_member"]
+    print(
+        f"ensemble of {summary['ensemble_size']}: test {metric} mean {summary[f'eval_{metric}']:.4f} "
+        f"(min {min(values):.4f}, max {max(values):.4f}) on {summary['test_examples']} {summary['dataset']} "
+        f"test examples, {summary['steps']} steps each in {summary['wall_seconds']:.1f} s"
+    )
+    print(
+        f"best member: {best} (seed {summary['best_member_seed']}, by {summary['selected_by']}): "
+        f"test {metric} {values[best]:.4f}; its weights: {os.path.join(workdir, 'best_member.msgpack')}"
+    )
+    print(f"workdir: {workdir}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -65,6 +65,28 @@ def default_config() -> ml_collections.ConfigDict:
     cfg.optimizer = ml_collections.ConfigDict(
         {k: config_dict.placeholder(float) if v is None else v for k, v in optim.DEFAULTS.items()}
     )
+
+    # Where steps run: auto (a mesh over all devices when there are several and the batch
+    # divides over them, else one device), single, pmap, mesh.
+    cfg.parallel = "auto"
+    cfg.mesh = ml_collections.ConfigDict()
+    cfg.mesh.fsdp = 1  # devices along the mesh axis that shards parameters and optimizer state
+
+    cfg.ensemble = ml_collections.ConfigDict()
+    cfg.ensemble.size = 1  # > 1: train this many models at once (vmap); member k uses seed + k
+    cfg.ensemble.learning_rate = ()  # one per member; () = optimizer.learning_rate for all
+    cfg.ensemble.weight_decay = ()  # one per member (adamw); () = optimizer.weight_decay for all
+    cfg.ensemble.select = "auto"  # metric that picks the best member: auto (eval accuracy, or eval loss)
+
+    cfg.privacy = ml_collections.ConfigDict()
+    cfg.privacy.clip_norm = 0.0  # > 0: DP-SGD, each example's gradient clipped to this L2 norm
+    cfg.privacy.noise_multiplier = 0.0  # Gaussian noise std = noise_multiplier * clip_norm
+
+    cfg.distributed = ml_collections.ConfigDict()
+    cfg.distributed.enabled = False  # join a multi-host run with jax.distributed.initialize()
+    cfg.distributed.coordinator = config_dict.placeholder(str)  # HOST:PORT of process 0; None: from the environment (TPU pods)
+    cfg.distributed.num_processes = config_dict.placeholder(int)
+    cfg.distributed.process_id = config_dict.placeholder(int)
     return cfg
 
 
@@ -133,7 +155,9 @@ def _suggest(key: str, known: Iterable[str]) -> str:
     known = list(known)
     leaf = key.rsplit(".", 1)[-1]
     leaf = _ALIASES.get(leaf, leaf)
+    section = key.rsplit(".", 1)[0] if "." in key else ""
     close = [k for k in known if k.rsplit(".", 1)[-1] == leaf]
+    close.sort(key=lambda k: not k.startswith(section + "."))  # the same section's key first
     close += [k for k in difflib.get_close_matches(key, known, n=3, cutoff=0.6) if k not in close]
     return f"; did you mean {' or '.join(repr(c) for c in close[:3])}?" if close else ""
 
@@ -169,7 +193,8 @@ def _parse(text: str, current, field_type: type | None, *, name: str):
             items = items if isinstance(items, (tuple, list)) else (items,)
             element = type(current[0]) if current else None
             return tuple(
-                _parse(str(i), None, element, name=name) if element and not isinstance(i, element) else i for i in items
+                _parse(str(i), None, element, name=name) if element and not isinstance(i, element)
+                else _literal(i) for i in items
             )
         if kind is str:
             return text
@@ -177,6 +202,17 @@ def _parse(text: str, current, field_type: type | None, *, name: str):
     except (ValueError, SyntaxError):
         expected = kind.__name__ if kind else "a Python literal"
         raise InputError(f"--config.{name}={text!r}: expected {expected}") from None
+
+
+def _literal(item):
+    """A number written as text ("0.003") becomes that number; other items stay as they are."""
+    if isinstance(item, str):
+        try:
+            value = ast.literal_eval(item)
+        except (ValueError, SyntaxError):
+            return item
+        return value if isinstance(value, (int, float)) else item
+    return item
 
 
 def apply_overrides(cfg: ml_collections.ConfigDict, overrides: Iterable[tuple[str, str]]) -> None:

@@ -10,20 +10,33 @@ same order; they differ only in where the batch is assembled.
   once; each epoch's plan is computed there from (seed, epoch) and each step
   gathers its batch on the device. Nothing but a step number crosses from
   the host per step. For data that fits in device memory.
+
+Under a `parallel.Strategy` other than one device, both split each batch
+across the devices (or, for an ensemble, the members). An ensemble's member k
+reads the data in the order of seed + k: its batches are stacked on a member
+axis, (K, batch, ...).
 """
 
 import functools
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxdl import parallel, step
+from jaxdl import ensemble, parallel, step
 from jaxdl.data import ArrayDataset, order
 from jaxdl.data.pipeline import HostPipeline, Source
 from jaxdl.errors import InputError
 from jaxdl.losses import Loss
+from jaxdl.privacy import Privacy
 
 PIPELINES = ("auto", "device", "host")
+
+
+def make_train_step(loss: Loss, strategy: parallel.Strategy, privacy: Privacy | None = None):
+    """The pure train step a strategy runs: vmapped over members for an ensemble."""
+    train_step = step.make_train_step(loss, axis_name=strategy.axis_name, privacy=privacy)
+    return jax.vmap(train_step) if strategy.members else train_step
 
 
 class HostFeed:
@@ -31,31 +44,50 @@ class HostFeed:
 
     kind = "host"
 
-    def __init__(self, pipeline: HostPipeline, loss: Loss, *, epochs: int = 1, steps_per_call: int = 1):
-        self.pipeline = pipeline
+    def __init__(
+        self,
+        pipelines: list[HostPipeline],
+        loss: Loss,
+        *,
+        epochs: int = 1,
+        steps_per_call: int = 1,
+        strategy: parallel.Strategy = parallel.SINGLE,
+        privacy: Privacy | None = None,
+    ):
+        """One pipeline per ensemble member (one in all for a single model)."""
+        self.pipelines = pipelines
         self.epochs = epochs
-        self.steps_per_epoch = pipeline.steps_per_epoch
+        self.strategy = strategy
+        self.steps_per_epoch = pipelines[0].steps_per_epoch
         self.steps_per_call = min(steps_per_call, self.steps_per_epoch)
-        train_step = step.make_train_step(loss)
-        self._step = parallel.compile_train_step(train_step)
-        self._steps = parallel.compile_train_steps(train_step)
-        self._batches, self._last_epoch = None, 0
+        train_step = make_train_step(loss, strategy, privacy)
+        self._step = parallel.compile_train_step(train_step, strategy)
+        self._steps = parallel.compile_train_steps(train_step, strategy)
+        self._iterators, self._last_epoch = None, 0
+
+    def _next(self) -> dict:
+        batches = [next(it) for it in self._iterators]
+        if not self.strategy.members:
+            return batches[0]
+        return {key: np.stack([batch[key] for batch in batches]) for key in batches[0]}  # (members, batch, ...)
 
     def run_epoch(self, state, totals, epoch: int):
         """Trains one epoch; returns the new state and the summed metric totals."""
         # One iterator for the run, so that worker processes start once.
-        at_start = self._batches is not None and self._batches.get_state() == {"epoch": epoch, "step": 0}
+        iterators = self._iterators
+        at_start = iterators is not None and iterators[0].get_state() == {"epoch": epoch, "step": 0}
         if not (at_start and epoch <= self._last_epoch):
             self._last_epoch = max(epoch, self.epochs)
-            self._batches = self.pipeline.iterator(epoch, self._last_epoch)
+            self._iterators = [pipeline.iterator(epoch, self._last_epoch) for pipeline in self.pipelines]
+        totals = parallel.place_state(self.strategy, totals)
         if self.steps_per_call == 1:
             for _ in range(self.steps_per_epoch):
-                state, totals = self._step(state, totals, next(self._batches))
+                state, totals = self._step(state, totals, parallel.place_batch(self.strategy, self._next()))
             return state, totals
         for start in range(0, self.steps_per_epoch, self.steps_per_call):
-            group = [next(self._batches) for _ in range(min(self.steps_per_call, self.steps_per_epoch - start))]
+            group = [self._next() for _ in range(min(self.steps_per_call, self.steps_per_epoch - start))]
             stacked = {key: np.stack([batch[key] for batch in group]) for key in group[0]}
-            state, totals = self._steps(state, totals, stacked)
+            state, totals = self._steps(state, totals, parallel.place_batch(self.strategy, stacked, axis=1))
         return state, totals
 
 
@@ -77,12 +109,16 @@ class ResidentFeed:
         shard_count: int = 1,
         transform=None,
         steps_per_call: int | None = None,
+        strategy: parallel.Strategy = parallel.SINGLE,
+        privacy: Privacy | None = None,
     ):
         arrays = {"x": data.x, "y": data.y, "mask": np.ones(len(data), np.float32)}
         if transform is not None:  # the same transform the host pipeline applies, on the whole split at once
             arrays = transform(arrays)
-        self._arrays = parallel.to_device({"x": arrays["x"], "y": arrays["y"]})
-        self._seed = np.int32(seed)
+        self.strategy = strategy
+        self._arrays = parallel.to_device({"x": arrays["x"], "y": arrays["y"]}, strategy)
+        members = strategy.members
+        self._seed = ensemble.seeds(seed, members) if members else np.int32(seed)
         self.steps_per_epoch = order.steps_per_epoch(
             len(data), batch_size, shard_count=shard_count, drop_remainder=drop_remainder
         )
@@ -91,22 +127,27 @@ class ResidentFeed:
             shard_index=shard_index, shard_count=shard_count, xp=jnp,
         )
         def epoch_plan(seed, epoch):
-            return plan(seed=seed, epoch=epoch)
+            if not members:
+                return plan(seed=seed, epoch=epoch)
+            # Each member's plan, stacked after the step axis: (steps, members, batch).
+            indices, mask = jax.vmap(lambda s: plan(seed=s, epoch=epoch))(seed)
+            return indices.swapaxes(0, 1), mask.swapaxes(0, 1)
 
         self.steps_per_call = min(steps_per_call or self.steps_per_epoch, self.steps_per_epoch)
-        train_step = step.make_train_step(loss)
-        self._plan = parallel.compile_epoch_plan(epoch_plan)
-        self._steps = parallel.compile_resident_train_steps(train_step)
-        self._epoch = parallel.compile_resident_epoch(train_step, epoch_plan)
+        train_step = make_train_step(loss, strategy, privacy)
+        self._plan = parallel.compile_epoch_plan(epoch_plan, strategy)
+        self._steps = parallel.compile_resident_train_steps(train_step, strategy)
+        self._epoch = parallel.compile_resident_epoch(train_step, epoch_plan, strategy)
 
     def run_epoch(self, state, totals, epoch: int):
         """Trains one epoch in calls of `steps_per_call` steps; returns the new state and summed totals."""
+        totals = parallel.place_state(self.strategy, totals)
         if self.steps_per_call == self.steps_per_epoch:  # the plan and every step in one call
             return self._epoch(state, totals, self._arrays, self._seed, np.int32(epoch))
         indices, mask = self._plan(self._seed, np.int32(epoch))
         for start in range(0, self.steps_per_epoch, self.steps_per_call):
             count = min(self.steps_per_call, self.steps_per_epoch - start)
-            state, totals = self._steps(state, totals, self._arrays, indices, mask, np.int32(start), count=count)
+            state, totals = self._steps(state, totals, self._arrays, indices, mask, np.int32(start), count)
         return state, totals
 
 
@@ -132,6 +173,8 @@ def make(
     epochs: int = 1,
     steps_per_call: int | str = "auto",
     model=None,
+    strategy: parallel.Strategy = parallel.SINGLE,
+    privacy: Privacy | None = None,
 ) -> HostFeed | ResidentFeed:
     """Picks the feed: on the device when the split is in memory and under `device_max_bytes`.
 
@@ -145,17 +188,26 @@ def make(
         one step for a `model` that loops slow down, see
         `parallel.loops_are_slow`).
       model: the model to be trained, for "auto".
+      batch_size: the global batch; with several processes (`shard_count`),
+        each reads batch_size / shard_count rows of it per step.
+      strategy: where the steps run (`parallel.choose`).
+      privacy: DP-SGD settings, or None.
 
     Raises:
       InputError: for an unknown pipeline, or "device" with a split that is
-        not held in memory.
+        not held in memory or with several processes.
     """
     if pipeline not in PIPELINES:
         raise InputError(f"data.pipeline={pipeline!r} is not known; expected one of: {', '.join(PIPELINES)}")
     in_memory = isinstance(data, ArrayDataset)
     if pipeline == "device" and not in_memory:
         raise InputError("data.pipeline='device' needs a split held in memory; this one is read from files: use 'host'")
-    on_device = pipeline == "device" or (pipeline == "auto" and in_memory and nbytes(data) <= device_max_bytes)
+    if pipeline == "device" and shard_count > 1:
+        raise InputError(f"data.pipeline='device' runs in one process, but {shard_count} processes joined this run: use 'host'")
+    on_device = pipeline == "device" or (
+        pipeline == "auto" and in_memory and shard_count == 1 and nbytes(data) <= device_max_bytes
+    )
+    batch_size = local_batch_size(batch_size, shard_count)
     steps = order.steps_per_epoch(len(data), batch_size, shard_count=shard_count, drop_remainder=drop_remainder)
     per_call = resolve_steps_per_call(steps_per_call, steps_per_epoch=steps, on_device=on_device)
     if steps_per_call == "auto" and model is not None and parallel.loops_are_slow(model, data.x.shape[1:] if in_memory else data.feature_shape):
@@ -164,12 +216,31 @@ def make(
         return ResidentFeed(
             data, loss, batch_size=batch_size, seed=seed, shuffle=shuffle, drop_remainder=drop_remainder,
             shard_index=shard_index, shard_count=shard_count, transform=transform, steps_per_call=per_call,
+            strategy=strategy, privacy=privacy,
         )
-    host = HostPipeline(
-        data, batch_size=batch_size, seed=seed, shuffle=shuffle, drop_remainder=drop_remainder,
-        shard_index=shard_index, shard_count=shard_count, transform=transform, workers=workers,
-    )
-    return HostFeed(host, loss, epochs=epochs, steps_per_call=per_call)
+    member_seeds = ensemble.seeds(seed, strategy.members) if strategy.members else [seed]
+    hosts = [
+        HostPipeline(
+            data, batch_size=batch_size, seed=int(member_seed), shuffle=shuffle, drop_remainder=drop_remainder,
+            shard_index=shard_index, shard_count=shard_count, transform=transform, workers=workers,
+        )
+        for member_seed in member_seeds
+    ]
+    return HostFeed(hosts, loss, epochs=epochs, steps_per_call=per_call, strategy=strategy, privacy=privacy)
+
+
+def local_batch_size(batch_size: int, shard_count: int, *, argument: str = "train.batch_size") -> int:
+    """The rows of each global batch that one of `shard_count` processes reads.
+
+    Raises:
+      InputError: when the global batch does not divide over the processes.
+    """
+    if batch_size % shard_count:
+        raise InputError(
+            f"{argument}={batch_size} does not divide over the {shard_count} processes of this run; "
+            f"expected a multiple of {shard_count}"
+        )
+    return batch_size // shard_count
 
 
 def resolve_steps_per_call(value: int | str, *, steps_per_epoch: int, on_device: bool) -> int:

@@ -9,9 +9,10 @@ import dataclasses
 import time
 from collections.abc import Callable
 
+import jax
 import numpy as np
 
-from jaxdl import metrics, parallel, step
+from jaxdl import ensemble, metrics, parallel, step
 from jaxdl.data import ArrayDataset, batching
 from jaxdl.errors import InputError
 from jaxdl.losses import Loss
@@ -41,7 +42,11 @@ class History:
 
 
 class Evaluator:
-    """Evaluates a state on a dataset with one compiled eval step, reused across calls."""
+    """Evaluates a state on a dataset with one compiled eval step, reused across calls.
+
+    An ensemble's members are evaluated together (the eval step vmapped over
+    them), each figure coming back once per member.
+    """
 
     def __init__(self, loss: Loss, *, batch_size: int = 1024, transform: Callable | None = None):
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
@@ -49,14 +54,29 @@ class Evaluator:
         self._loss = loss
         self._batch_size = batch_size
         self._transform = transform
-        self._eval = parallel.compile_eval_step(step.make_eval_step(loss))
+        self._compiled = {}
 
-    def __call__(self, state: TrainState, data) -> dict[str, float]:
-        """Loss, accuracy and, for binary tasks, precision, recall and exact AUC on `data`."""
+    def _eval_step(self, members: bool) -> Callable:
+        if members not in self._compiled:
+            eval_step = step.make_eval_step(self._loss)
+            self._compiled[members] = parallel.compile_eval_step(
+                jax.vmap(eval_step, in_axes=(0, None)) if members else eval_step
+            )
+        return self._compiled[members]
+
+    def __call__(self, state: TrainState, data) -> dict:
+        """Loss, accuracy and, for binary tasks, precision, recall and exact AUC on `data`.
+
+        Figures are floats for one model, and arrays of one value per member
+        for an ensemble.
+        """
+        state = parallel.local(state)  # a multi-host run's state: every process evaluates its own copy
+        members = ensemble.size(state)
+        eval_step = self._eval_step(bool(members))
         totals = _zero_totals(self._loss, state)
         scores, labels, masks = [], [], []
         for batch in batching.eval_batches(data, self._batch_size, transform=self._transform):
-            totals, batch_scores = self._eval(state, totals, batch)
+            totals, batch_scores = eval_step(state, totals, batch)
             scores.append(batch_scores)
             labels.append(batch["y"] if batch["y"].ndim == 1 else batch["y"].argmax(axis=-1))
             masks.append(batch["mask"])
@@ -64,12 +84,16 @@ class Evaluator:
         result = metrics.compute(totals)
         if "true_pos" in totals:
             real = np.concatenate(masks) > 0
-            result["auc"] = metrics.roc_auc(np.concatenate(scores)[real], np.concatenate(labels)[real])
+            labels = np.concatenate(labels)[real]
+            scores = np.concatenate(scores, axis=-1)[..., real]  # (examples,) or (members, examples)
+            aucs = [metrics.roc_auc(member_scores, labels) for member_scores in scores.reshape(-1, len(labels))]
+            result["auc"] = np.asarray(aucs) if members else aucs[0]
         return result
 
 
 def _zero_totals(loss: Loss, state: TrainState) -> dict:
-    return metrics.zeros(metrics.metric_kind(loss, state.model.num_outputs))
+    # Scalars for one model; one per member (the shape of the step counter) for an ensemble.
+    return metrics.zeros(metrics.metric_kind(loss, state.model.num_outputs), np.shape(state.step))
 
 
 def train(
@@ -107,7 +131,7 @@ def train(
     for epoch in range(1, epochs + 1):
         start, compiled_before = time.perf_counter(), parallel.compile_seconds()
         state, totals = feed.run_epoch(state, _zero_totals(loss, state), epoch)
-        train_metrics = metrics.compute(parallel.fetch_totals(totals))  # waits for the epoch to finish
+        train_metrics = ensemble.summarise(metrics.compute(parallel.fetch_totals(totals)))  # waits for the epoch
         seconds = time.perf_counter() - start
         compiling = parallel.compile_seconds() - compiled_before
         steps_done += feed.steps_per_epoch
@@ -121,7 +145,7 @@ def train(
             "steps_per_second": feed.steps_per_epoch / max(seconds - compiling, 1e-9),
         }
         if eval_data is not None and (epoch % eval_every_epochs == 0 or epoch == epochs):
-            record.update({f"eval_{k}": v for k, v in evaluator(state, eval_data).items()})
+            record.update({f"eval_{k}": v for k, v in ensemble.summarise(evaluator(state, eval_data)).items()})
         history.records.append(record)
         if progress is not None:
             progress.epoch(record)
@@ -131,12 +155,19 @@ def train(
 
 
 def predict(state: TrainState, x: np.ndarray, *, batch_size: int = 1024, predict_fn: Callable | None = None) -> np.ndarray:
-    """The output layer's activations for features `x`, computed in padded batches (one compile)."""
-    predict_fn = predict_fn or parallel.compile_predict_step(step.make_predict_step())
+    """The output layer's activations for features `x`, computed in padded batches (one compile).
+
+    For an ensemble: every member's outputs, (members, examples, outputs).
+    """
+    state = parallel.local(state)
+    members = ensemble.size(state)
+    if predict_fn is None:
+        predict_step = step.make_predict_step()
+        predict_fn = parallel.compile_predict_step(jax.vmap(predict_step, in_axes=(0, None)) if members else predict_step)
     batch_size = min(batch_size, len(x))
     outputs = []
     for start in range(0, len(x), batch_size):
         chunk = x[start : start + batch_size]
         padded = np.concatenate([chunk, np.repeat(chunk[:1], batch_size - len(chunk), axis=0)])
-        outputs.append(parallel.fetch(predict_fn(state, padded))[: len(chunk)])
-    return np.concatenate(outputs)
+        outputs.append(parallel.fetch(predict_fn(state, padded))[..., : len(chunk), :])
+    return np.concatenate(outputs, axis=-2)

@@ -30,13 +30,13 @@ def metric_kind(loss: Loss, num_outputs: int) -> str:
     return "binary" if is_binary(loss, num_outputs) else loss.kind
 
 
-def zeros(kind: str) -> dict[str, np.ndarray]:
-    """Empty totals of a metric kind, as host arrays.
+def zeros(kind: str, shape: tuple[int, ...] = ()) -> dict[str, np.ndarray]:
+    """Empty totals of a metric kind, as host arrays: scalars, or `shape` (K,) for an ensemble of K.
 
     Host numpy zeros, not jnp.zeros: passing them to a compiled step costs a
     copy, where creating device zeros would run op-by-op computations.
     """
-    return {name: np.zeros((), np.float32) for name in TOTALS[kind]}
+    return {name: np.zeros(shape, np.float32) for name in TOTALS[kind]}
 
 
 def merge(a: dict, b: dict) -> dict:
@@ -96,25 +96,30 @@ def batch_totals(
     return totals
 
 
-def compute(totals: dict) -> dict[str, float]:
+def compute(totals: dict) -> dict:
     """Figures from totals fetched to the host: loss, accuracy, precision, recall, mae.
 
     Precision (recall) is 0 when nothing was predicted (is) positive, as in
-    scikit-learn's `zero_division=0`.
+    scikit-learn's `zero_division=0`. Scalar totals give floats; an
+    ensemble's totals (one per member) give one figure per member, as arrays.
     """
-    t = {k: float(v) for k, v in totals.items()}
-    count = max(t["count"], 1.0)
+    t = {k: np.asarray(v, np.float64) for k, v in totals.items()}
+    count = np.maximum(t["count"], 1.0)
     out = {"loss": t["loss_sum"] / count}
     if "correct" in t:
         out["accuracy"] = t["correct"] / count
     if "true_pos" in t:
         predicted_pos = t["true_pos"] + t["false_pos"]
         actual_pos = t["true_pos"] + t["false_neg"]
-        out["precision"] = t["true_pos"] / predicted_pos if predicted_pos else 0.0
-        out["recall"] = t["true_pos"] / actual_pos if actual_pos else 0.0
+        out["precision"] = _ratio(t["true_pos"], predicted_pos)
+        out["recall"] = _ratio(t["true_pos"], actual_pos)
     if "abs_error_sum" in t:
         out["mae"] = t["abs_error_sum"] / count
-    return out
+    return {k: float(v) if np.ndim(v) == 0 else v for k, v in out.items()}
+
+
+def _ratio(part: np.ndarray, whole: np.ndarray) -> np.ndarray:
+    return np.divide(part, whole, out=np.zeros_like(part), where=whole > 0)
 
 
 def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:

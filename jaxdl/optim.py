@@ -63,12 +63,18 @@ def learning_rate_schedule(cfg: Mapping, *, total_steps: int) -> optax.Schedule 
     return optax.warmup_cosine_decay_schedule(0.0, lr, warmup_steps=warmup, decay_steps=total_steps, end_value=end)
 
 
-def build(cfg: Mapping, *, total_steps: int) -> optax.GradientTransformation:
+def build(cfg: Mapping, *, total_steps: int, per_member: bool = False) -> optax.GradientTransformation:
     """Builds an optax optimizer from settings (the `optimizer` section of a config).
 
     Args:
       cfg: `name` and the settings in `DEFAULTS`; missing ones take the defaults.
       total_steps: updates in the whole run, for schedules.
+      per_member: keep the learning rate's scale (and adamw's weight decay) in
+        the optimizer's state (`optax.inject_hyperparams`), where each member
+        of an ensemble can hold its own value (`ensemble.set_hyperparams`).
+        Every optimizer here scales its update by the learning rate last, so
+        scaling the update by lr_k / learning_rate is training at lr_k, with
+        any schedule.
 
     Raises:
       InputError: for an unknown name or a bad setting, naming it.
@@ -87,7 +93,8 @@ def build(cfg: Mapping, *, total_steps: int) -> optax.GradientTransformation:
     elif name == "adam":
         tx = optax.adam(lr, b1=cfg["b1"], b2=cfg["b2"], eps=_positive(cfg, "eps"))
     elif name == "adamw":
-        tx = optax.adamw(
+        adamw = optax.inject_hyperparams(optax.adamw) if per_member else optax.adamw
+        tx = adamw(
             lr, b1=cfg["b1"], b2=cfg["b2"], eps=_positive(cfg, "eps"),
             weight_decay=_positive(cfg, "weight_decay", allow_zero=True),
         )
@@ -96,6 +103,8 @@ def build(cfg: Mapping, *, total_steps: int) -> optax.GradientTransformation:
             lr, decay=cfg["decay"], eps=_positive(cfg, "eps"),
             momentum=None if cfg["momentum"] is None else _positive(cfg, "momentum", allow_zero=True) or None,
         )
+    if per_member:
+        tx = optax.chain(tx, optax.inject_hyperparams(optax.scale)(step_size=1.0))
     clip = _positive(cfg, "grad_clip_norm", allow_zero=True)
     tx = optax.chain(optax.clip_by_global_norm(clip), tx) if clip else tx
     if not isinstance(cfg["flatten"], bool):

@@ -9,16 +9,20 @@ import os
 import sys
 import time
 
+import flax.serialization
 import jax
 import ml_collections
+import numpy as np
 import optax
 
-from jaxdl import __version__, data, feed, losses, models, optim, parallel, state as state_lib
+from jaxdl import __version__, data, ensemble, feed, losses, models, optim, parallel, state as state_lib
 from jaxdl.errors import InputError
 from jaxdl.loop import Evaluator, train
-from jaxdl.writers import JsonLinesWriter, Progress, write_json
+from jaxdl.privacy import Privacy
+from jaxdl.writers import JsonLinesWriter, Progress, write_bytes, write_json
 
-RUN_FILES = ("config.json", "metrics.jsonl", "summary.json", "scaler.json")
+RUN_FILES = ("config.json", "metrics.jsonl", "summary.json", "scaler.json", "best_member.msgpack")
+SELECT_METRICS = ("auto", "loss", "accuracy", "auc", "precision", "recall", "mae")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,6 +34,52 @@ class Setup:
     model: models.MLP
     tx: optax.GradientTransformation
     steps_per_epoch: int
+    strategy: parallel.Strategy = parallel.SINGLE
+    strategy_note: str = ""
+    privacy: Privacy | None = None
+    hyperparams: dict = dataclasses.field(default_factory=dict)  # per-member values, see ensemble.set_hyperparams
+
+
+def initial_state(
+    model, tx: optax.GradientTransformation, *, seed: int, input_shape: tuple[int, ...],
+    strategy: parallel.Strategy = parallel.SINGLE, hyperparams: dict | None = None,
+) -> state_lib.TrainState:
+    """The state a run starts from, placed for its strategy: one model, or an ensemble of `strategy.members`."""
+    if strategy.members:
+        state = ensemble.create(model, tx, seed=seed, size=strategy.members, input_shape=input_shape)
+        if hyperparams:
+            state = ensemble.set_hyperparams(state, **hyperparams)
+    else:
+        state = parallel.create_state(model, tx, rng=jax.random.PRNGKey(seed), input_shape=input_shape)
+    return parallel.place_state(strategy, state)
+
+
+def member_hyperparams(
+    optimizer: dict, size: int, *, learning_rate=(), weight_decay=(), argument: str = "ensemble"
+) -> dict:
+    """Checks per-member learning rates and weight decays; returns them as `ensemble.set_hyperparams` takes them.
+
+    Raises:
+      InputError: for a list whose length is not the ensemble's size, a value
+        that is not a positive number, or weight decays without adamw.
+    """
+    values = {}
+    for name, given in (("learning_rate", learning_rate), ("weight_decay", weight_decay)):
+        given = tuple(given or ())
+        if not given:
+            continue
+        if size < 2:
+            raise InputError(f"{argument}.{name} gives per-member values, but the ensemble has size {size}; set its size")
+        if len(given) != size:
+            raise InputError(f"{argument}.{name} has {len(given)} values; expected one per member ({size})")
+        for value in given:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or (value == 0 and name == "learning_rate"):
+                raise InputError(f"{argument}.{name}={given!r}: expected numbers {'> 0' if name == 'learning_rate' else '>= 0'}")
+        if name == "weight_decay" and optimizer.get("name") != "adamw":
+            raise InputError(f"{argument}.weight_decay needs optimizer.name='adamw', not {optimizer.get('name')!r}")
+        base = float(optimizer.get("learning_rate", optim.DEFAULTS["learning_rate"]))
+        values[ensemble.MEMBER_HYPERPARAMS[name]] = np.asarray(given, np.float32) / (base if name == "learning_rate" else 1.0)
+    return values
 
 
 def _check_int(value, name: str, minimum: int) -> int:
@@ -68,6 +118,14 @@ def setup(cfg: ml_collections.ConfigDict) -> Setup:
     feed.resolve_steps_per_call(cfg.train.steps_per_call, steps_per_epoch=1, on_device=True)  # checks it
     if cfg.data.pipeline not in feed.PIPELINES:
         raise InputError(f"data.pipeline={cfg.data.pipeline!r} is not known; expected one of: {', '.join(feed.PIPELINES)}")
+    if cfg.parallel not in parallel.KINDS:
+        raise InputError(f"parallel={cfg.parallel!r} is not known; expected one of: {', '.join(parallel.KINDS)}")
+    size = _check_int(cfg.ensemble.size, "ensemble.size", 1)
+    if cfg.ensemble.select not in SELECT_METRICS:
+        raise InputError(f"ensemble.select={cfg.ensemble.select!r} is not known; expected one of: {', '.join(SELECT_METRICS)}")
+    privacy = None
+    if cfg.privacy.clip_norm or cfg.privacy.noise_multiplier:
+        privacy = Privacy(clip_norm=cfg.privacy.clip_norm, noise_multiplier=cfg.privacy.noise_multiplier)
     splits = data.load(
         cfg.data.name,
         data_dir=cfg.data.data_dir,
@@ -100,11 +158,18 @@ def setup(cfg: ml_collections.ConfigDict) -> Setup:
         if isinstance(split, data.ArrayDataset):  # splits read from files carry TFDS's checked class labels
             losses.check_labels(loss, split.y, num_outputs, argument=f"{name} {split_name} labels")
 
-    steps = data.steps_per_epoch(
-        len(splits.train), cfg.train.batch_size, shard_count=parallel.process_shard()[1], drop_remainder=drop_remainder
+    shard_count = parallel.process_shard()[1]
+    local_batch = feed.local_batch_size(cfg.train.batch_size, shard_count)
+    steps = data.steps_per_epoch(len(splits.train), local_batch, shard_count=shard_count, drop_remainder=drop_remainder)
+    hyperparams = member_hyperparams(
+        cfg.optimizer.to_dict(), size, learning_rate=cfg.ensemble.learning_rate, weight_decay=cfg.ensemble.weight_decay
     )
-    tx = optim.build(cfg.optimizer.to_dict(), total_steps=steps * epochs)
-    return Setup(splits=splits, loss=loss, model=model, tx=tx, steps_per_epoch=steps)
+    tx = optim.build(cfg.optimizer.to_dict(), total_steps=steps * epochs, per_member=bool(hyperparams))
+    strategy, note = parallel.choose(cfg.parallel, batch_size=cfg.train.batch_size, members=size, fsdp=cfg.mesh.fsdp)
+    return Setup(
+        splits=splits, loss=loss, model=model, tx=tx, steps_per_epoch=steps, strategy=strategy, strategy_note=note,
+        privacy=privacy, hyperparams=hyperparams,
+    )
 
 
 def check_workdir(workdir: str, *, overwrite: bool = False) -> None:
@@ -124,6 +189,17 @@ def check_workdir(workdir: str, *, overwrite: bool = False) -> None:
         )
 
 
+def _writes_files() -> bool:
+    """In a multi-host run only process 0 writes the workdir; the others compute the same figures."""
+    return jax.process_index() == 0
+
+
+def _select_metric(select: str, loss: losses.Loss) -> str:
+    if select == "auto":
+        return "eval_loss" if loss.kind == "regression" else "eval_accuracy"
+    return f"eval_{select}"
+
+
 def train_and_evaluate(
     cfg: ml_collections.ConfigDict, workdir: str, *, quiet: bool = False, overwrite: bool = False
 ) -> dict:
@@ -132,6 +208,10 @@ def train_and_evaluate(
     Writes `config.json` (the resolved config), `metrics.jsonl` (one "train"
     record per epoch and one "eval" record per evaluation) and `summary.json`
     (the final metrics, `steps`, `epochs`, `wall_seconds`, `params_sha256`).
+    An ensemble's records hold each figure's mean over the members and, under
+    `<name>_members`, every member's value; its summary names the best member
+    (by `ensemble.select` on the evaluation split), whose weights go to
+    `best_member.msgpack`. In a multi-host run only process 0 writes.
 
     Returns:
       The summary.
@@ -140,27 +220,39 @@ def train_and_evaluate(
       InputError: for a bad config or workdir, before anything is written.
     """
     start, compiled_before = time.perf_counter(), parallel.compile_seconds()
-    check_workdir(workdir, overwrite=overwrite)
+    if cfg.distributed.enabled:
+        parallel.initialize_distributed(
+            cfg.distributed.coordinator, num_processes=cfg.distributed.num_processes, process_id=cfg.distributed.process_id
+        )
+    writes = _writes_files()
+    if writes:
+        check_workdir(workdir, overwrite=overwrite)
     run = setup(cfg)
     if cfg.compile_cache != "off":
         auto = cfg.compile_cache == "auto"
         parallel.enable_compilation_cache(parallel.default_compilation_cache_dir() if auto else cfg.compile_cache)
-    os.makedirs(workdir, exist_ok=True)
-    for name in RUN_FILES:  # --overwrite: start from an empty record of the run
-        if os.path.exists(os.path.join(workdir, name)):
-            os.unlink(os.path.join(workdir, name))
-    write_json(os.path.join(workdir, "config.json"), cfg.to_dict())
-    if run.splits.scaler is not None:  # so that predictions on new raw data scale it the same way
-        write_json(os.path.join(workdir, "scaler.json"), run.splits.scaler.to_dict())
+    if writes:
+        os.makedirs(workdir, exist_ok=True)
+        for name in RUN_FILES:  # --overwrite: start from an empty record of the run
+            if os.path.exists(os.path.join(workdir, name)):
+                os.unlink(os.path.join(workdir, name))
+        write_json(os.path.join(workdir, "config.json"), cfg.to_dict())
+        if run.splits.scaler is not None:  # so that predictions on new raw data scale it the same way
+            write_json(os.path.join(workdir, "scaler.json"), run.splits.scaler.to_dict())
 
-    progress = Progress(cfg.train.epochs, quiet=quiet)
+    progress = Progress(cfg.train.epochs, quiet=quiet or not writes)
     info = run.splits.info
-    initial = parallel.create_state(run.model, run.tx, rng=jax.random.PRNGKey(cfg.seed), input_shape=info.feature_shape)
+    strategy = run.strategy
+    initial = initial_state(
+        run.model, run.tx, seed=cfg.seed, input_shape=info.feature_shape, strategy=strategy, hyperparams=run.hyperparams
+    )
+    members = f"an ensemble of {strategy.members} " if strategy.members else ""
     progress.message(
         f"{info.name}: {len(run.splits.train)} train / {len(run.splits.test)} test examples, "
-        f"{info.feature_shape[0]} features; MLP "
+        f"{info.feature_shape[0]} features; {members}MLP "
         f"{'-'.join(map(str, (*info.feature_shape, *run.model.hidden, run.model.num_outputs)))} "
-        f"({state_lib.param_count(initial.params):,} parameters); {cfg.optimizer.name}, {run.loss.name}, "
+        f"({state_lib.param_count(run_params(initial)):,} parameters{' each' if members else ''}); "
+        f"{cfg.optimizer.name}, {run.loss.name}, "
         f"{cfg.train.epochs} epochs of {run.steps_per_epoch} steps at batch size {cfg.train.batch_size}"
     )
 
@@ -171,17 +263,21 @@ def train_and_evaluate(
         drop_remainder=cfg.train.drop_remainder, pipeline=cfg.data.pipeline,
         device_max_bytes=cfg.data.device_max_mb << 20, transform=splits.transform, workers=cfg.data.workers,
         shard_index=shard_index, shard_count=shard_count, epochs=cfg.train.epochs,
-        steps_per_call=cfg.train.steps_per_call, model=run.model,
+        steps_per_call=cfg.train.steps_per_call, model=run.model, strategy=strategy, privacy=run.privacy,
     )
     evaluator = Evaluator(run.loss, batch_size=cfg.train.eval_batch_size, transform=splits.transform)
     eval_split = "validation" if splits.validation is not None else "test"
     progress.message(
         f"data pipeline: {train_feed.kind}, {train_feed.steps_per_call} steps per compiled call; "
-        f"evaluating on the {eval_split} split during training"
+        f"{strategy.describe()}{'; DP-SGD' if run.privacy else ''}; evaluating on the {eval_split} split during training"
     )
-    writer = JsonLinesWriter(os.path.join(workdir, "metrics.jsonl"))
+    if run.strategy_note:
+        progress.message(run.strategy_note)
+    writer = JsonLinesWriter(os.path.join(workdir, "metrics.jsonl")) if writes else None
 
     def log(record: dict) -> None:
+        if writer is None:
+            return
         common = {"epoch": record["epoch"], "step": record["step"]}
         train_part = {k[len("train_"):]: v for k, v in record.items() if k.startswith("train_") and k != "train_seconds"}
         timing = {k: record[k] for k in ("epoch_seconds", "compile_seconds", "steps_per_second")}
@@ -205,16 +301,22 @@ def train_and_evaluate(
         )
         last = history.last
         if splits.validation is not None:  # the final figures are always the test split's
-            test = {f"eval_{k}": v for k, v in evaluator(final, splits.test).items()}
-            writer.write({"type": "eval", "split": "test", "epoch": last["epoch"], "step": last["step"],
-                          **{k[len("eval_"):]: v for k, v in test.items()}})
+            test = {f"eval_{k}": v for k, v in ensemble.summarise(evaluator(final, splits.test)).items()}
+            if writer is not None:
+                writer.write({"type": "eval", "split": "test", "epoch": last["epoch"], "step": last["step"],
+                              **{k[len("eval_"):]: v for k, v in test.items()}})
+            selected_on = last
             last = {**{k: v for k, v in last.items() if not k.startswith("eval_")}, **test}
+        else:
+            selected_on = last
     finally:
-        writer.close()
+        if writer is not None:
+            writer.close()
 
+    final = parallel.local(final)
     summary = {
         **{k: v for k, v in last.items() if k.startswith(("eval_", "train_")) and k != "train_seconds"},
-        "steps": int(final.step),
+        "steps": int(np.max(final.step)),
         "epochs": cfg.train.epochs,
         "wall_seconds": time.perf_counter() - start,
         "compile_seconds": parallel.compile_seconds() - compiled_before,
@@ -223,15 +325,37 @@ def train_and_evaluate(
         "first_epoch_seconds": train_start - start + history.records[0]["epoch_seconds"],
         "train_seconds": sum(r["train_seconds"] for r in history.records),
         "params_sha256": state_lib.params_sha256(final.params),
-        "num_params": state_lib.param_count(final.params),
+        "num_params": state_lib.param_count(run_params(final)),
         "seed": cfg.seed,
         "dataset": info.name,
         "test_examples": len(splits.test),
         "pipeline": train_feed.kind,
         "steps_per_call": train_feed.steps_per_call,
+        "parallel": strategy.kind,
         "loss": run.loss.name,
         "versions": {"jaxdl": __version__, "jax": jax.__version__, "python": sys.version.split()[0]},
         "devices": parallel.device_summary(),
     }
-    write_json(os.path.join(workdir, "summary.json"), summary)
+    if strategy.members:
+        metric = _select_metric(cfg.ensemble.select, run.loss)
+        best = ensemble.best(selected_on, metric)
+        chosen = ensemble.member(final, best)
+        summary.update({
+            "ensemble_size": strategy.members,
+            "best_member": best,
+            "best_member_seed": cfg.seed + best,
+            "selected_by": f"{metric} on the {eval_split} split",
+            **{f"best_{k}": last[f"{k}_members"][best] for k in last if f"{k}_members" in last and k.startswith("eval_")},
+            "best_member_params_sha256": state_lib.params_sha256(chosen.params),
+        })
+        if writes:
+            weights = {"params": chosen.params, "model_state": chosen.model_state}
+            write_bytes(os.path.join(workdir, "best_member.msgpack"), flax.serialization.to_bytes(weights))
+    if writes:
+        write_json(os.path.join(workdir, "summary.json"), summary)
     return summary
+
+
+def run_params(state: state_lib.TrainState):
+    """One model's parameters: an ensemble's first member's, or the state's own."""
+    return ensemble.member(state, 0).params if ensemble.size(state) else state.params

@@ -10,25 +10,24 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
-from jaxdl import activations, metrics
+from jaxdl import activations, metrics, privacy as privacy_lib
 from jaxdl.losses import Loss
 from jaxdl.state import TrainState
 
 Batch = dict[str, jax.Array]
 
 
-def _masked_mean(values: jax.Array, mask: jax.Array) -> jax.Array:
-    mask = mask.astype(values.dtype)
-    return jnp.sum(values * mask) / jnp.maximum(jnp.sum(mask), 1.0)
-
-
-def make_train_step(loss: Loss, *, axis_name: str | None = None) -> Callable[[TrainState, Batch], tuple[TrainState, dict]]:
+def make_train_step(
+    loss: Loss, *, axis_name: str | None = None, privacy: privacy_lib.Privacy | None = None
+) -> Callable[[TrainState, Batch], tuple[TrainState, dict]]:
     """Builds the pure training step for `loss`.
 
     Args:
       loss: the loss to minimise.
       axis_name: when the step runs under a named mapped axis (pmap,
         shard_map), gradients and metric totals are summed across it.
+      privacy: DP-SGD: clip each example's gradient and add noise (see
+        `jaxdl.privacy`). Needs a model without mutable state.
 
     Returns:
       train_step(state, batch) -> (new state, metric totals of the batch).
@@ -37,33 +36,91 @@ def make_train_step(loss: Loss, *, axis_name: str | None = None) -> Callable[[Tr
     def train_step(state: TrainState, batch: Batch) -> tuple[TrainState, dict]:
         head = activations.get(state.model.output_activation)
         rng = jax.random.fold_in(state.rng, state.step)
-        mutable = list(state.model_state) or False
-
-        def objective(params):
-            result = state.model.apply(
-                {"params": params, **state.model_state},
-                batch["x"],
-                train=True,
-                logits=True,
-                rngs={"dropout": rng},
-                mutable=mutable,
-            )
-            logits, model_state = result if mutable else (result, state.model_state)
-            per_example = loss.per_example(logits, batch["y"], head)
-            return _masked_mean(per_example, batch["mask"]), (logits, per_example, model_state)
-
-        # Backpropagation: the gradient of the mean loss with respect to every
-        # weight and bias, in one reverse pass through the network.
-        (_, (logits, per_example, model_state)), grads = jax.value_and_grad(objective, has_aux=True)(
-            state.params
-        )
+        if privacy is not None:
+            grads, logits, per_example = _private_gradient(state, batch, loss, head, rng, privacy, axis_name)
+            model_state = state.model_state
+        else:
+            grads, logits, per_example, model_state = _gradient(state, batch, loss, head, rng, axis_name)
         totals = metrics.batch_totals(loss, logits, head(logits), batch["y"], batch["mask"], per_example)
         if axis_name is not None:
-            grads = jax.lax.pmean(grads, axis_name)
             totals = jax.lax.psum(totals, axis_name)
         return state.apply_gradients(grads, model_state), totals
 
     return train_step
+
+
+def _gradient(state: TrainState, batch: Batch, loss: Loss, head, rng, axis_name: str | None):
+    """The gradient of the batch's mean loss over its real rows, and what the metrics need.
+
+    Under a named axis each device holds part of the batch: its loss is the
+    sum over its real rows divided by the real rows of the whole batch, and
+    the devices' gradients are summed. (Averaging the devices' own means
+    would weigh rows unequally when padding leaves devices with different
+    numbers of real rows.)
+    """
+    mutable = list(state.model_state) or False
+    real = jnp.sum(batch["mask"].astype(jnp.float32))
+    real = real if axis_name is None else jax.lax.psum(real, axis_name)
+
+    def objective(params):
+        result = state.model.apply(
+            {"params": params, **state.model_state},
+            batch["x"],
+            train=True,
+            logits=True,
+            rngs={"dropout": rng},
+            mutable=mutable,
+        )
+        logits, model_state = result if mutable else (result, state.model_state)
+        per_example = loss.per_example(logits, batch["y"], head)
+        mean = jnp.sum(per_example * batch["mask"].astype(per_example.dtype)) / jnp.maximum(real, 1.0)
+        return mean, (logits, per_example, model_state)
+
+    # Backpropagation: the gradient of the mean loss with respect to every
+    # weight and bias, in one reverse pass through the network.
+    (_, (logits, per_example, model_state)), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
+    if axis_name is not None:
+        grads = jax.lax.psum(grads, axis_name)
+        model_state = jax.lax.pmean(model_state, axis_name)  # e.g. batch statistics: the same on every device
+    return grads, logits, per_example, model_state
+
+
+def example_loss_fn(state: TrainState, loss: Loss) -> Callable:
+    """The loss of one example: (params, x, y, rng) -> (loss, logits), for per-example gradients."""
+    head = activations.get(state.model.output_activation)
+
+    def example_loss(params, x, y, rng):
+        logits = state.model.apply(
+            {"params": params, **state.model_state}, x[None], train=True, logits=True, rngs={"dropout": rng}
+        )
+        return loss.per_example(logits, y[None], head)[0], logits[0]
+
+    return example_loss
+
+
+def _private_gradient(state: TrainState, batch: Batch, loss: Loss, head, rng, privacy, axis_name):
+    grads, logits = privacy_lib.private_gradient(
+        example_loss_fn(state, loss), state.params, batch, privacy=privacy, rng=rng, axis_name=axis_name
+    )
+    return grads, logits, loss.per_example(logits, batch["y"], head)
+
+
+def per_example_grads(loss: Loss) -> Callable[[TrainState, Batch], tuple]:
+    """Builds per_example_grads(state, batch) -> (gradients with a leading batch axis, per-example losses).
+
+    Each example's gradient of its own loss, all computed in one vmapped
+    program; averaged over the real rows (mask 1), they equal the batch
+    gradient.
+    """
+
+    def grads_of_examples(state: TrainState, batch: Batch):
+        if state.model_state:
+            raise ValueError("per-example gradients need a model without mutable state (such as batch statistics)")
+        rng = jax.random.fold_in(state.rng, state.step)
+        grads, logits = privacy_lib.per_example_grads(example_loss_fn(state, loss), state.params, batch, rng)
+        return grads, loss.per_example(logits, batch["y"], activations.get(state.model.output_activation))
+
+    return grads_of_examples
 
 
 def make_eval_step(loss: Loss, *, axis_name: str | None = None) -> Callable[[TrainState, Batch], tuple[dict, jax.Array]]:

@@ -15,13 +15,18 @@ from typing import IO
 
 def write_json(path: str, obj) -> None:
     """Writes JSON atomically: a reader sees the old file or the new one, never a partial one."""
+    text = json.dumps(_finite_or_none(obj), indent=2, sort_keys=True, default=_jsonable) + "\n"
+    write_bytes(path, text.encode())
+
+
+def write_bytes(path: str, data: bytes) -> None:
+    """Writes a file atomically (a temporary file, synced, then renamed over `path`)."""
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
     try:
         os.chmod(tmp, 0o644)  # mkstemp makes it owner-only
-        with os.fdopen(fd, "w") as f:
-            json.dump(_finite_or_none(obj), f, indent=2, sort_keys=True, default=_jsonable)
-            f.write("\n")
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

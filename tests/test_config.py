@@ -37,7 +37,7 @@ def test_overrides_take_the_type_of_the_default():
     [
         ("train.epoch", "3", "--config.train.epoch: no such config key; did you mean 'train.epochs'"),
         ("optimizer.lr", "0.1", "did you mean 'optimizer.learning_rate'"),
-        ("learning_rate", "0.1", "did you mean 'optimizer.learning_rate'"),
+        ("learning_rate", "0.1", "'optimizer.learning_rate'"),
         ("train.epochs", "ten", "--config.train.epochs='ten': expected int"),
         ("train.shuffle", "maybe", "--config.train.shuffle='maybe': expected bool"),
     ],

@@ -1,0 +1,71 @@
+"""Where and how steps run: the only package that compiles steps or knows about devices.
+
+- `strategy`: single device, pmap replicas, or a device mesh; placing state
+  and batches; splitting work inside a compiled call.
+- `compiled`: the compiled train, eval and predict calls (one step, K steps
+  fused with `lax.scan`, or a whole epoch on a split held on the device).
+- `runtime`: hosts (`jax.distributed`), compile time, the compilation cache,
+  copies to the host.
+"""
+
+from jaxdl.parallel.compiled import (
+    compile_epoch_plan,
+    compile_eval_step,
+    compile_predict_step,
+    compile_resident_epoch,
+    compile_resident_train_steps,
+    compile_train_step,
+    compile_train_steps,
+    create_state,
+    loops_are_slow,
+    to_device,
+)
+from jaxdl.parallel.runtime import (
+    compile_seconds,
+    default_compilation_cache_dir,
+    device_summary,
+    enable_compilation_cache,
+    fetch,
+    fetch_totals,
+    initialize_distributed,
+    process_shard,
+)
+from jaxdl.parallel.strategy import (
+    KINDS,
+    SINGLE,
+    Strategy,
+    choose,
+    local,
+    place_batch,
+    place_state,
+    state_shardings,
+)
+
+__all__ = [
+    "KINDS",
+    "SINGLE",
+    "Strategy",
+    "choose",
+    "compile_epoch_plan",
+    "compile_eval_step",
+    "compile_predict_step",
+    "compile_resident_epoch",
+    "compile_resident_train_steps",
+    "compile_seconds",
+    "compile_train_step",
+    "compile_train_steps",
+    "create_state",
+    "default_compilation_cache_dir",
+    "device_summary",
+    "enable_compilation_cache",
+    "fetch",
+    "fetch_totals",
+    "initialize_distributed",
+    "local",
+    "loops_are_slow",
+    "place_batch",
+    "place_state",
+    "process_shard",
+    "state_shardings",
+    "to_device",
+]
