@@ -141,7 +141,10 @@ def fit(
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise InputError(f"epochs={epochs!r}: expected an integer >= 1")
     data.check_batch_size(batch_size, len(train_set), argument="batch_size")
-    steps = data.steps_per_epoch(len(train_set), batch_size, drop_remainder=drop_remainder)
+    # Under jax.distributed, each process trains on its share of every global batch.
+    shard_index, shard_count = parallel_lib.process_shard()
+    local_batch = feed.local_batch_size(batch_size, shard_count, argument="batch_size")
+    steps = data.steps_per_epoch(len(train_set), local_batch, shard_count=shard_count, drop_remainder=drop_remainder)
     if isinstance(ensemble, bool) or not isinstance(ensemble, int) or ensemble < 1:
         raise InputError(f"ensemble={ensemble!r}: expected an integer >= 1")
     if privacy is not None and not isinstance(privacy, Privacy):
@@ -166,7 +169,7 @@ def fit(
     train_feed = feed.make(
         train_set, loss_obj, batch_size=batch_size, seed=seed, shuffle=shuffle, drop_remainder=drop_remainder,
         pipeline=pipeline, epochs=epochs, steps_per_call=steps_per_call, model=model, strategy=strategy,
-        privacy=privacy,
+        privacy=privacy, shard_index=shard_index, shard_count=shard_count,
     )
     return train(
         initial,

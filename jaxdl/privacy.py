@@ -67,7 +67,7 @@ def clip(grads, clip_norm: float):
     Returns:
       (clipped grads, each example's norm before clipping).
     """
-    norms = jax.vmap(optax.global_norm)(grads)
+    norms = jax.vmap(optax.tree.norm)(grads)
     factors = jnp.minimum(1.0, clip_norm / jnp.maximum(norms, 1e-12))
     return jax.tree.map(lambda g: g * factors.reshape(-1, *([1] * (g.ndim - 1))).astype(g.dtype), grads), norms
 

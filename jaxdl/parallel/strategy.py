@@ -42,7 +42,8 @@ class Strategy:
 
     Attributes:
       kind: "single", "pmap" or "mesh".
-      mesh: the devices (`pmap` and `mesh`), with axes ("data", "fsdp").
+      mesh: the devices: for `mesh`, with axes ("data", "fsdp"); for
+        `pmap`, this host's devices on the axis "data".
       members: the ensemble's size; 0 for one model.
     """
 
@@ -58,7 +59,7 @@ class Strategy:
     @property
     def fsdp(self) -> int:
         """Devices along the parameter-sharding axis (1: parameters replicated)."""
-        return 1 if self.mesh is None else self.mesh.shape[FSDP]
+        return 1 if self.mesh is None else self.mesh.shape.get(FSDP, 1)
 
     @property
     def axis_name(self) -> str | None:
@@ -131,7 +132,11 @@ def choose(
         raise InputError("an ensemble (ensemble.size > 1) runs under parallel='single' or 'mesh', not 'pmap'")
     if work % count:
         raise InputError(_not_divisible(name, work, count, kind))
-    return Strategy(kind, _mesh(fsdp if kind == "mesh" else 1), members), ""
+    if kind == "pmap":
+        # The layout pmap gives its replicated outputs: placing the state the same way
+        # means its first call compiles the same program as every later one.
+        return Strategy(kind, Mesh(np.asarray(jax.local_devices()), (AXIS,)), members), ""
+    return Strategy(kind, _mesh(fsdp), members), ""
 
 
 def _not_divisible(name: str, value: int, count: int, kind: str) -> str:
@@ -200,7 +205,7 @@ def place_batch(strategy: Strategy, batch: dict, *, axis: int = 0) -> dict:
 
 
 def _split_spec(axis: int, ndim: int) -> P:
-    return P(*([None] * axis), (AXIS, FSDP), *([None] * (ndim - axis - 1)))
+    return P(*([None] * axis), (AXIS, FSDP), *([None] * (ndim - axis - 1)))  # over every device of the mesh
 
 
 def split(strategy: Strategy, tree, *, axis: int):
