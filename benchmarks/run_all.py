@@ -11,7 +11,10 @@ import os
 import subprocess
 import sys
 
-SCRIPTS = ("seed_workload.py", "cnn_throughput.py", "startup.py", "pipeline_throughput.py")
+SCRIPTS = (
+    "seed_workload.py", "cnn_throughput.py", "startup.py", "pipeline_throughput.py",
+    "ensemble_scaling.py", "per_example_grads.py", "data_parallel.py",
+)
 
 
 def main() -> int:

@@ -29,14 +29,26 @@ def seeds(seed: int, size: int) -> np.ndarray:
 
 
 def create(
-    model, tx: optax.GradientTransformation, *, seed: int, size: int, input_shape: tuple[int, ...]
+    model,
+    tx: optax.GradientTransformation,
+    *,
+    seed: int,
+    size: int,
+    input_shape: tuple[int, ...],
+    init=state_lib.init_variables,
 ) -> TrainState:
-    """Initialises `size` members in one compiled call: member k as `state.create` with `PRNGKey(seed + k)`."""
+    """Initialises `size` members at once: member k as `state.create` with `PRNGKey(seed + k)`.
+
+    Args:
+      init: computes one model's initial variables; `parallel.compiled_init`
+        (which `run.initial_state` passes) is compiled once per model and
+        shape, so a second ensemble of the same model skips compiling.
+    """
 
     def one(member_seed):
-        return state_lib.create(model, tx, rng=jax.random.PRNGKey(member_seed), input_shape=input_shape)
+        return state_lib.create(model, tx, rng=jax.random.PRNGKey(member_seed), input_shape=input_shape, init=init)
 
-    return jax.jit(jax.vmap(one))(seeds(seed, size))
+    return jax.vmap(one)(seeds(seed, size))
 
 
 def size(state: TrainState) -> int:

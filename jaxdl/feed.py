@@ -135,6 +135,11 @@ class ResidentFeed:
 
         self.steps_per_call = min(steps_per_call or self.steps_per_epoch, self.steps_per_epoch)
         train_step = make_train_step(loss, strategy, privacy)
+        # Many members' permutations are many sorts, which XLA's CPU backend runs in the
+        # training's critical path. On the host they can run while the device trains.
+        self._host_plan, self._next_plan = None, None
+        if members and parallel.sorts_are_slow():
+            self._host_plan = functools.partial(plan, xp=np)
         self._plan = parallel.compile_epoch_plan(epoch_plan, strategy)
         self._steps = parallel.compile_resident_train_steps(train_step, strategy)
         self._epoch = parallel.compile_resident_epoch(train_step, epoch_plan, strategy)
@@ -142,12 +147,29 @@ class ResidentFeed:
     def run_epoch(self, state, totals, epoch: int):
         """Trains one epoch in calls of `steps_per_call` steps; returns the new state and summed totals."""
         totals = parallel.place_state(self.strategy, totals)
+        if self._host_plan is not None:
+            return self._run_epoch_planned_on_host(state, totals, epoch)
         if self.steps_per_call == self.steps_per_epoch:  # the plan and every step in one call
             return self._epoch(state, totals, self._arrays, self._seed, np.int32(epoch))
-        indices, mask = self._plan(self._seed, np.int32(epoch))
+        else:
+            indices, mask = self._plan(self._seed, np.int32(epoch))
         for start in range(0, self.steps_per_epoch, self.steps_per_call):
             count = min(self.steps_per_call, self.steps_per_epoch - start)
             state, totals = self._steps(state, totals, self._arrays, indices, mask, np.int32(start), count)
+        return state, totals
+
+    def _members_plan(self, epoch: int):
+        plans = [self._host_plan(seed=seed, epoch=epoch) for seed in self._seed]
+        return tuple(np.stack([p[i] for p in plans], axis=1) for i in (0, 1))  # (steps, members, batch)
+
+    def _run_epoch_planned_on_host(self, state, totals, epoch: int):
+        planned = self._next_plan
+        indices, mask = planned[1] if planned is not None and planned[0] == epoch else self._members_plan(epoch)
+        for start in range(0, self.steps_per_epoch, self.steps_per_call):
+            count = min(self.steps_per_call, self.steps_per_epoch - start)
+            state, totals = self._steps(state, totals, self._arrays, indices, mask, np.int32(start), count)
+        # The device is still training (dispatch is asynchronous): plan the next epoch meanwhile.
+        self._next_plan = (epoch + 1, self._members_plan(epoch + 1))
         return state, totals
 
 

@@ -46,7 +46,9 @@ def initial_state(
 ) -> state_lib.TrainState:
     """The state a run starts from, placed for its strategy: one model, or an ensemble of `strategy.members`."""
     if strategy.members:
-        state = ensemble.create(model, tx, seed=seed, size=strategy.members, input_shape=input_shape)
+        state = ensemble.create(
+            model, tx, seed=seed, size=strategy.members, input_shape=input_shape, init=parallel.compiled_init
+        )
         if hyperparams:
             state = ensemble.set_hyperparams(state, **hyperparams)
     else:

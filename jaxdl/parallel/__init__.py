@@ -16,8 +16,10 @@ from jaxdl.parallel.compiled import (
     compile_resident_train_steps,
     compile_train_step,
     compile_train_steps,
+    compiled_init,
     create_state,
     loops_are_slow,
+    sorts_are_slow,
     to_device,
 )
 from jaxdl.parallel.runtime import (
@@ -54,6 +56,7 @@ __all__ = [
     "compile_seconds",
     "compile_train_step",
     "compile_train_steps",
+    "compiled_init",
     "create_state",
     "default_compilation_cache_dir",
     "device_summary",
@@ -66,6 +69,7 @@ __all__ = [
     "place_batch",
     "place_state",
     "process_shard",
+    "sorts_are_slow",
     "state_shardings",
     "to_device",
 ]
