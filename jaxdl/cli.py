@@ -119,8 +119,16 @@ def _train(args, overrides) -> int:
         )
     else:
         print(f"test loss {summary['eval_loss']:.4f} on {summary['test_examples']} {summary['dataset']} test examples")
-    print(f"workdir: {workdir}")
+    print(_workdir_line(workdir))
     return 0
+
+
+def _workdir_line(workdir: str) -> str:
+    import jax
+
+    if jax.process_index() == 0:
+        return f"workdir: {workdir}"
+    return f"workdir: {workdir} (written by process 0; this is process {jax.process_index()})"
 
 
 def _print_ensemble(summary: dict, workdir: str) -> None:
@@ -136,7 +144,7 @@ def _print_ensemble(summary: dict, workdir: str) -> None:
         f"best member: {best} (seed {summary['best_member_seed']}, by {summary['selected_by']}): "
         f"test {metric} {values[best]:.4f}; its weights: {os.path.join(workdir, 'best_member.msgpack')}"
     )
-    print(f"workdir: {workdir}")
+    print(_workdir_line(workdir))
 
 
 def main(argv: list[str] | None = None) -> int:
