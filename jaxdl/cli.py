@@ -36,7 +36,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--config", metavar="PATH[:ARG]", help="experiment file defining get_config()")
     train.add_argument("--workdir", metavar="DIR", help="where the run's files go (default: runs/NAME-TIME)")
-    train.add_argument("--overwrite", action="store_true", help="replace a run already in --workdir")
+    train.add_argument("--overwrite", action="store_true", help="start over: replace a run already in --workdir")
+    train.add_argument(
+        "--force", action="store_true",
+        help="resume a run even though result-changing config keys differ from the saved ones",
+    )
     train.add_argument("--quiet", action="store_true", help="no per-epoch progress; the final result is still printed")
     train.add_argument("--show-config", action="store_true", help="print the resolved config (every key) and exit")
     data = commands.add_parser("data", help="prepare and list datasets", allow_abbrev=False)
@@ -104,7 +108,11 @@ def _train(args, overrides) -> int:
     workdir = args.workdir or os.path.join(
         "runs", f"{name}-{datetime.datetime.now().strftime('%Y%m%d-%H%M%S')}"
     )
-    summary = run.train_and_evaluate(cfg, workdir, quiet=args.quiet, overwrite=args.overwrite)
+    summary = run.train_and_evaluate(cfg, workdir, quiet=args.quiet, overwrite=args.overwrite, force=args.force)
+    if "stopped_at" in summary:
+        print(f"stopped at step {summary['stopped_at']} with a checkpoint saved; run the same command to continue")
+        print(_workdir_line(workdir))
+        return 0
     if "best_member" in summary:
         _print_ensemble(summary, workdir)
         return 0

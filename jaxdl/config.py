@@ -82,6 +82,16 @@ def default_config() -> ml_collections.ConfigDict:
     cfg.privacy.clip_norm = 0.0  # > 0: DP-SGD, each example's gradient clipped to this L2 norm
     cfg.privacy.noise_multiplier = 0.0  # Gaussian noise std = noise_multiplier * clip_norm
 
+    cfg.checkpoint = ml_collections.ConfigDict()
+    cfg.checkpoint.enabled = True  # orbax checkpoints in WORKDIR/checkpoints; rerunning resumes
+    cfg.checkpoint.every_steps = 0  # save every N global steps (0: off)
+    cfg.checkpoint.every_epochs = 0  # save every N epochs (0: off)
+    cfg.checkpoint.every_seconds = 60.0  # save when this long has passed since the last save (0: off)
+    cfg.checkpoint.keep = 2  # the latest K checkpoints ...
+    cfg.checkpoint.keep_best = 1  # ... plus the best M by best_metric
+    cfg.checkpoint.best_metric = "auto"  # auto (eval accuracy, or eval loss for regression), or loss, accuracy, auc, ...
+    cfg.checkpoint.async_save = True  # write in the background while training goes on
+
     cfg.distributed = ml_collections.ConfigDict()
     cfg.distributed.enabled = False  # join a multi-host run with jax.distributed.initialize()
     cfg.distributed.coordinator = config_dict.placeholder(str)  # HOST:PORT of process 0; None: from the environment (TPU pods)
@@ -213,6 +223,40 @@ def _literal(item):
             return item
         return value if isinstance(value, (int, float)) else item
     return item
+
+
+# Keys that change how a run is computed or reported but not what it computes: a
+# resumed run may change them. Every other key changes the result.
+RESULT_NEUTRAL = (
+    "compile_cache", "data.data_dir", "data.workers", "data.pipeline", "data.device_max_mb",
+    "data.in_memory_max_mb", "train.steps_per_call", "train.eval_every_epochs", "train.eval_batch_size",
+    "checkpoint.", "distributed.",
+)
+
+
+def result_changes(saved: dict, current: dict) -> list[tuple[str, object, object]]:
+    """Keys whose values differ between two configs (as dicts) and change a run's result.
+
+    Returns:
+      (dotted key, saved value, current value) for each, sorted by key.
+    """
+    def flat(tree, prefix=""):
+        out = {}
+        for key, value in tree.items():
+            if isinstance(value, dict):
+                out.update(flat(value, f"{prefix}{key}."))
+            else:
+                out[prefix + key] = list(value) if isinstance(value, tuple) else value
+        return out
+
+    old, new = flat(saved), flat(current)
+    changed = []
+    for key in sorted(set(old) | set(new)):
+        if key.startswith(RESULT_NEUTRAL) or key in RESULT_NEUTRAL:
+            continue
+        if old.get(key) != new.get(key):
+            changed.append((key, old.get(key), new.get(key)))
+    return changed
 
 
 def apply_overrides(cfg: ml_collections.ConfigDict, overrides: Iterable[tuple[str, str]]) -> None:

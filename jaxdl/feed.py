@@ -73,22 +73,39 @@ class HostFeed:
 
     def run_epoch(self, state, totals, epoch: int):
         """Trains one epoch; returns the new state and the summed metric totals."""
-        # One iterator for the run, so that worker processes start once.
-        iterators = self._iterators
-        at_start = iterators is not None and iterators[0].get_state() == {"epoch": epoch, "step": 0}
-        if not (at_start and epoch <= self._last_epoch):
-            self._last_epoch = max(epoch, self.epochs)
-            self._iterators = [pipeline.iterator(epoch, self._last_epoch) for pipeline in self.pipelines]
-        totals = parallel.place_state(self.strategy, totals)
-        if self.steps_per_call == 1:
-            for _ in range(self.steps_per_epoch):
-                state, totals = self._step(state, totals, parallel.place_batch(self.strategy, self._next()))
-            return state, totals
-        for start in range(0, self.steps_per_epoch, self.steps_per_call):
-            group = [self._next() for _ in range(min(self.steps_per_call, self.steps_per_epoch - start))]
-            stacked = {key: np.stack([batch[key] for batch in group]) for key in group[0]}
-            state, totals = self._steps(state, totals, parallel.place_batch(self.strategy, stacked, axis=1))
+        state, totals, _ = self.run_steps(state, totals, epoch)
         return state, totals
+
+    def run_steps(self, state, totals, epoch: int, start: int = 0, stop: int | None = None, interrupt=None):
+        """Trains steps `start` to `stop` (default: the end) of `epoch`, adding to `totals`.
+
+        `interrupt()` is asked after every compiled call; when it says True the
+        feed stops there.
+
+        Returns:
+          (state, totals, the step of the epoch reached).
+        """
+        stop = self.steps_per_epoch if stop is None else stop
+        # One iterator for the run, so that worker processes start once.
+        position = {"epoch": epoch, "step": start}
+        iterators = self._iterators
+        if not (iterators is not None and iterators[0].get_state() == position and epoch <= self._last_epoch):
+            self._last_epoch = max(epoch, self.epochs)
+            self._iterators = [p.iterator(last_epoch=self._last_epoch, state=position) for p in self.pipelines]
+        totals = parallel.place_state(self.strategy, totals)
+        step = start
+        while step < stop:
+            count = call_size(self.steps_per_call, stop - step)
+            if count == 1:
+                state, totals = self._step(state, totals, parallel.place_batch(self.strategy, self._next()))
+            else:
+                group = [self._next() for _ in range(count)]
+                stacked = {key: np.stack([batch[key] for batch in group]) for key in group[0]}
+                state, totals = self._steps(state, totals, parallel.place_batch(self.strategy, stacked, axis=1))
+            step += count
+            if interrupt is not None and step < stop and interrupt():
+                break
+        return state, totals, step
 
 
 class ResidentFeed:
@@ -146,31 +163,55 @@ class ResidentFeed:
 
     def run_epoch(self, state, totals, epoch: int):
         """Trains one epoch in calls of `steps_per_call` steps; returns the new state and summed totals."""
+        state, totals, _ = self.run_steps(state, totals, epoch)
+        return state, totals
+
+    def run_steps(self, state, totals, epoch: int, start: int = 0, stop: int | None = None, interrupt=None):
+        """Trains steps `start` to `stop` (default: the end) of `epoch`, adding to `totals`.
+
+        `interrupt()` is asked after every compiled call; when it says True the
+        feed stops there.
+
+        Returns:
+          (state, totals, the step of the epoch reached).
+        """
+        stop = self.steps_per_epoch if stop is None else stop
         totals = parallel.place_state(self.strategy, totals)
+        whole_epoch = start == 0 and stop == self.steps_per_epoch
         if self._host_plan is not None:
-            return self._run_epoch_planned_on_host(state, totals, epoch)
-        if self.steps_per_call == self.steps_per_epoch:  # the plan and every step in one call
-            return self._epoch(state, totals, self._arrays, self._seed, np.int32(epoch))
+            planned = self._next_plan
+            indices, mask = planned[1] if planned is not None and planned[0] == epoch else self._members_plan(epoch)
+        elif whole_epoch and self.steps_per_call == self.steps_per_epoch:  # the plan and every step in one call
+            state, totals = self._epoch(state, totals, self._arrays, self._seed, np.int32(epoch))
+            return state, totals, stop
         else:
             indices, mask = self._plan(self._seed, np.int32(epoch))
-        for start in range(0, self.steps_per_epoch, self.steps_per_call):
-            count = min(self.steps_per_call, self.steps_per_epoch - start)
-            state, totals = self._steps(state, totals, self._arrays, indices, mask, np.int32(start), count)
-        return state, totals
+        step = start
+        while step < stop:
+            count = call_size(self.steps_per_call, stop - step)
+            state, totals = self._steps(state, totals, self._arrays, indices, mask, np.int32(step), count)
+            step += count
+            if interrupt is not None and step < stop and interrupt():
+                break
+        if self._host_plan is not None and step == self.steps_per_epoch:
+            # The device is still training (dispatch is asynchronous): plan the next epoch meanwhile.
+            self._next_plan = (epoch + 1, self._members_plan(epoch + 1))
+        return state, totals, step
 
     def _members_plan(self, epoch: int):
         plans = [self._host_plan(seed=seed, epoch=epoch) for seed in self._seed]
         return tuple(np.stack([p[i] for p in plans], axis=1) for i in (0, 1))  # (steps, members, batch)
 
-    def _run_epoch_planned_on_host(self, state, totals, epoch: int):
-        planned = self._next_plan
-        indices, mask = planned[1] if planned is not None and planned[0] == epoch else self._members_plan(epoch)
-        for start in range(0, self.steps_per_epoch, self.steps_per_call):
-            count = min(self.steps_per_call, self.steps_per_epoch - start)
-            state, totals = self._steps(state, totals, self._arrays, indices, mask, np.int32(start), count)
-        # The device is still training (dispatch is asynchronous): plan the next epoch meanwhile.
-        self._next_plan = (epoch + 1, self._members_plan(epoch + 1))
-        return state, totals
+
+def call_size(steps_per_call: int, remaining: int) -> int:
+    """Steps in the next compiled call: `steps_per_call`, or for fewer remaining, the largest power of two that fits.
+
+    Each distinct size compiles once; a run stopped at arbitrary steps (for
+    checkpoints) therefore compiles at most log2(steps_per_call) more shapes.
+    """
+    if remaining >= steps_per_call:
+        return steps_per_call
+    return 1 << (remaining.bit_length() - 1)
 
 
 def nbytes(data: ArrayDataset) -> int:

@@ -13,6 +13,7 @@ import jax
 import numpy as np
 
 from jaxdl import ensemble, metrics, parallel, step
+from jaxdl.checkpoint import Position, Schedule
 from jaxdl.data import ArrayDataset, batching
 from jaxdl.errors import InputError
 from jaxdl.losses import Loss
@@ -28,6 +29,7 @@ class History:
     """
 
     records: list[dict] = dataclasses.field(default_factory=list)
+    stopped_at: int | None = None  # the global step where a stop request (SIGTERM) ended training early
 
     def __getitem__(self, key: str) -> list:
         return [record.get(key) for record in self.records]
@@ -107,6 +109,9 @@ def train(
     evaluator: Evaluator | None = None,
     progress: Progress | None = None,
     on_epoch: Callable[[dict], None] | None = None,
+    start: Position | None = None,
+    start_totals: dict | None = None,
+    checkpoints: Schedule | None = None,
 ) -> tuple[TrainState, History]:
     """Trains for `epochs` passes over the data that `feed` serves.
 
@@ -120,29 +125,43 @@ def train(
       evaluator: reused for evaluation (built from `loss` when None).
       progress: the console display, if any.
       on_epoch: called with each epoch's record.
+      start: where a resumed run continues (default: the first step).
+      start_totals: the metric totals of the epoch `start` is in, so far.
+      checkpoints: when to save and whether to stop (`checkpoint.Schedule`).
 
     Returns:
-      The final state and the per-epoch history.
+      The final state and the per-epoch history (of the epochs run here).
+      `history.stopped_at` is set when a stop request ended training early.
     """
     if eval_data is not None and evaluator is None:
         evaluator = Evaluator(loss)
     history = History()
-    steps_done = 0
-    for epoch in range(1, epochs + 1):
-        start, compiled_before = time.perf_counter(), parallel.compile_seconds()
-        state, totals = feed.run_epoch(state, _zero_totals(loss, state), epoch)
+    steps_per_epoch = feed.steps_per_epoch
+    start = start or Position()
+    for epoch in range(start.epoch, epochs + 1):
+        begin, compiled_before = time.perf_counter(), parallel.compile_seconds()
+        step, totals = 0, _zero_totals(loss, state)
+        if epoch == start.epoch and start.step:
+            step, totals = start.step, start_totals
+        while step < steps_per_epoch:
+            stop = checkpoints.next_stop(epoch, step) if checkpoints else steps_per_epoch
+            interrupt = checkpoints.pause_requested if checkpoints else None
+            state, totals, step = feed.run_steps(state, totals, epoch, step, stop, interrupt=interrupt)
+            if step < steps_per_epoch and checkpoints is not None:
+                if checkpoints.at_boundary(state, totals, Position(epoch, step)):
+                    history.stopped_at = (epoch - 1) * steps_per_epoch + step
+                    return state, history
         train_metrics = ensemble.summarise(metrics.compute(parallel.fetch_totals(totals)))  # waits for the epoch
-        seconds = time.perf_counter() - start
+        seconds = time.perf_counter() - begin
         compiling = parallel.compile_seconds() - compiled_before
-        steps_done += feed.steps_per_epoch
         record = {
             "epoch": epoch,
-            "step": steps_done,
+            "step": epoch * steps_per_epoch,
             **{f"train_{k}": v for k, v in train_metrics.items()},
             "epoch_seconds": seconds,
             "compile_seconds": compiling,
             "train_seconds": max(seconds - compiling, 0.0),  # training time excluding compiles
-            "steps_per_second": feed.steps_per_epoch / max(seconds - compiling, 1e-9),
+            "steps_per_second": steps_per_epoch / max(seconds - compiling, 1e-9),
         }
         if eval_data is not None and (epoch % eval_every_epochs == 0 or epoch == epochs):
             record.update({f"eval_{k}": v for k, v in ensemble.summarise(evaluator(state, eval_data)).items()})
@@ -151,6 +170,12 @@ def train(
             progress.epoch(record)
         if on_epoch is not None:
             on_epoch(record)
+        if checkpoints is not None:
+            at_end = Position(epoch + 1, 0)
+            if checkpoints.at_boundary(state, _zero_totals(loss, state), at_end, record=record, last=epoch == epochs):
+                if epoch < epochs:
+                    history.stopped_at = epoch * steps_per_epoch
+                    return state, history
     return state, history
 
 

@@ -15,13 +15,13 @@ import ml_collections
 import numpy as np
 import optax
 
-from jaxdl import __version__, data, ensemble, feed, losses, models, optim, parallel, state as state_lib
+from jaxdl import __version__, checkpoint, data, ensemble, feed, losses, models, optim, parallel, state as state_lib
+from jaxdl import metrics as metrics_lib, workdir as workdir_lib
 from jaxdl.errors import InputError
 from jaxdl.loop import Evaluator, train
 from jaxdl.privacy import Privacy
 from jaxdl.writers import JsonLinesWriter, Progress, write_bytes, write_json
 
-RUN_FILES = ("config.json", "metrics.jsonl", "summary.json", "scaler.json", "best_member.msgpack")
 SELECT_METRICS = ("auto", "loss", "accuracy", "auc", "precision", "recall", "mae")
 
 
@@ -174,23 +174,6 @@ def setup(cfg: ml_collections.ConfigDict) -> Setup:
     )
 
 
-def check_workdir(workdir: str, *, overwrite: bool = False) -> None:
-    """Refuses a workdir that already holds a run, unless `overwrite`.
-
-    Raises:
-      InputError: when the workdir is a file, or holds run files and
-        `overwrite` is False.
-    """
-    if os.path.exists(workdir) and not os.path.isdir(workdir):
-        raise InputError(f"--workdir={workdir!r} is a file; expected a directory")
-    existing = [f for f in RUN_FILES if os.path.exists(os.path.join(workdir, f))]
-    if existing and not overwrite:
-        raise InputError(
-            f"--workdir={workdir!r} already holds a run ({', '.join(existing)}); "
-            "choose another workdir, or pass --overwrite to replace it"
-        )
-
-
 def _writes_files() -> bool:
     """In a multi-host run only process 0 writes the workdir; the others compute the same figures."""
     return jax.process_index() == 0
@@ -202,18 +185,48 @@ def _select_metric(select: str, loss: losses.Loss) -> str:
     return f"eval_{select}"
 
 
+def _check_checkpoint_settings(cfg: ml_collections.ConfigDict) -> None:
+    _check_bool(cfg.checkpoint.enabled, "checkpoint.enabled")
+    _check_bool(cfg.checkpoint.async_save, "checkpoint.async_save")
+    for key in ("every_steps", "every_epochs", "keep_best"):
+        _check_int(cfg.checkpoint[key], f"checkpoint.{key}", 0)
+    _check_int(cfg.checkpoint.keep, "checkpoint.keep", 1)
+    seconds = cfg.checkpoint.every_seconds
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0:
+        raise InputError(f"checkpoint.every_seconds={seconds!r}: expected a number >= 0")
+    if cfg.checkpoint.best_metric not in SELECT_METRICS:
+        raise InputError(
+            f"checkpoint.best_metric={cfg.checkpoint.best_metric!r} is not known; expected one of: {', '.join(SELECT_METRICS)}"
+        )
+
+
+def make_checkpointer(cfg: ml_collections.ConfigDict, workdir: str, loss: losses.Loss) -> checkpoint.Checkpointer:
+    """The run's checkpoint manager, with the keep policy of its config."""
+    return checkpoint.Checkpointer(
+        workdir, keep=cfg.checkpoint.keep, keep_best=cfg.checkpoint.keep_best,
+        best_metric=_select_metric(cfg.checkpoint.best_metric, loss), async_save=cfg.checkpoint.async_save,
+    )
+
+
 def train_and_evaluate(
-    cfg: ml_collections.ConfigDict, workdir: str, *, quiet: bool = False, overwrite: bool = False
+    cfg: ml_collections.ConfigDict, workdir: str, *, quiet: bool = False, overwrite: bool = False, force: bool = False
 ) -> dict:
     """Trains the model a config describes, evaluates it on the test split, and writes the workdir.
 
-    Writes `config.json` (the resolved config), `metrics.jsonl` (one "train"
-    record per epoch and one "eval" record per evaluation) and `summary.json`
+    Writes `config.json` (the resolved config), `manifest.json` (versions,
+    devices, seed), `metrics.jsonl` (one "train" record per epoch and one
+    "eval" record per evaluation), `checkpoints/` (orbax) and `summary.json`
     (the final metrics, `steps`, `epochs`, `wall_seconds`, `params_sha256`).
     An ensemble's records hold each figure's mean over the members and, under
     `<name>_members`, every member's value; its summary names the best member
     (by `ensemble.select` on the evaluation split), whose weights go to
     `best_member.msgpack`. In a multi-host run only process 0 writes.
+
+    A workdir with checkpoints resumes from the newest intact one, and ends
+    with the parameters an uninterrupted run would have; a config that
+    differs in a result-changing key is refused unless `force`. On SIGTERM
+    the run saves a checkpoint at its current step and returns
+    `{"stopped_at": step, ...}` without a summary.
 
     Returns:
       The summary.
@@ -227,18 +240,20 @@ def train_and_evaluate(
             cfg.distributed.coordinator, num_processes=cfg.distributed.num_processes, process_id=cfg.distributed.process_id
         )
     writes = _writes_files()
-    if writes:
-        check_workdir(workdir, overwrite=overwrite)
+    resume = workdir_lib.inspect(workdir, overwrite=overwrite)
+    accepted_changes = workdir_lib.check_resumable(workdir, cfg.to_dict(), force=force) if resume else []
+    _check_checkpoint_settings(cfg)
     run = setup(cfg)
     if cfg.compile_cache != "off":
         auto = cfg.compile_cache == "auto"
         parallel.enable_compilation_cache(parallel.default_compilation_cache_dir() if auto else cfg.compile_cache)
+    run_manifest = checkpoint.manifest(cfg.seed)
     if writes:
         os.makedirs(workdir, exist_ok=True)
-        for name in RUN_FILES:  # --overwrite: start from an empty record of the run
-            if os.path.exists(os.path.join(workdir, name)):
-                os.unlink(os.path.join(workdir, name))
+        if not resume:
+            workdir_lib.clear(workdir)  # --overwrite: start from an empty record of the run
         write_json(os.path.join(workdir, "config.json"), cfg.to_dict())
+        write_json(os.path.join(workdir, "manifest.json"), run_manifest)
         if run.splits.scaler is not None:  # so that predictions on new raw data scale it the same way
             write_json(os.path.join(workdir, "scaler.json"), run.splits.scaler.to_dict())
 
@@ -248,6 +263,24 @@ def train_and_evaluate(
     initial = initial_state(
         run.model, run.tx, seed=cfg.seed, input_shape=info.feature_shape, strategy=strategy, hyperparams=run.hyperparams
     )
+    checkpointer = make_checkpointer(cfg, workdir, run.loss) if cfg.checkpoint.enabled else None
+    position, start_totals = checkpoint.Position(), None
+    if resume and checkpointer is not None:
+        zeros = metrics_lib.zeros(metrics_lib.metric_kind(run.loss, run.model.num_outputs), np.shape(initial.step))
+        restored = checkpointer.restore_latest(initial, zeros)
+        if restored is None:
+            progress.message("no intact checkpoint to resume from: starting from the first step")
+        else:
+            initial, start_totals, meta = restored
+            start_totals = parallel.fetch(start_totals)
+            position = checkpoint.Position(**meta["position"])
+            done = int(np.max(parallel.fetch(initial.step)))
+            progress.message(
+                f"resuming from the checkpoint at step {done} (epoch {position.epoch}, step {position.step} of it)"
+                + (f"; with changed keys: {'; '.join(accepted_changes)}" if accepted_changes else "")
+            )
+            if writes:
+                workdir_lib.keep_records_until(workdir, done)
     members = f"an ensemble of {strategy.members} " if strategy.members else ""
     progress.message(
         f"{info.name}: {len(run.splits.train)} train / {len(run.splits.test)} test examples, "
@@ -289,19 +322,35 @@ def train_and_evaluate(
             writer.write({"type": "eval", "split": eval_split, **common, **eval_part})
 
     train_start = time.perf_counter()
+    eval_data = splits.validation if splits.validation is not None else splits.test
     try:
-        final, history = train(
-            initial,
-            train_feed,
-            loss=run.loss,
-            epochs=cfg.train.epochs,
-            eval_data=splits.validation if splits.validation is not None else splits.test,
-            eval_every_epochs=cfg.train.eval_every_epochs,
-            evaluator=evaluator,
-            progress=progress,
-            on_epoch=log,
-        )
-        last = history.last
+        with checkpoint.StopSignals() as signals:
+            schedule = None
+            if checkpointer is not None:
+                schedule = checkpoint.Schedule(
+                    checkpointer, signals, steps_per_epoch=train_feed.steps_per_epoch,
+                    meta={"config": cfg.to_dict(), "manifest": run_manifest},
+                    every_steps=cfg.checkpoint.every_steps, every_epochs=cfg.checkpoint.every_epochs,
+                    every_seconds=cfg.checkpoint.every_seconds,
+                )
+            final, history = train(
+                initial,
+                train_feed,
+                loss=run.loss,
+                epochs=cfg.train.epochs,
+                eval_data=eval_data,
+                eval_every_epochs=cfg.train.eval_every_epochs,
+                evaluator=evaluator,
+                progress=progress,
+                on_epoch=log,
+                start=position,
+                start_totals=start_totals,
+                checkpoints=schedule,
+            )
+        if history.stopped_at is not None:
+            progress.message(f"stopped at step {history.stopped_at} on request; its checkpoint is saved")
+            return {"stopped_at": history.stopped_at, "epochs": cfg.train.epochs, "workdir": workdir}
+        last = history.last if history.records else _last_from_records(workdir, evaluator, final, eval_data, eval_split)
         if splits.validation is not None:  # the final figures are always the test split's
             test = {f"eval_{k}": v for k, v in ensemble.summarise(evaluator(final, splits.test)).items()}
             if writer is not None:
@@ -314,6 +363,8 @@ def train_and_evaluate(
     finally:
         if writer is not None:
             writer.close()
+        if checkpointer is not None:
+            checkpointer.close()  # waits for a save under way, even on an error
 
     final = parallel.local(final)
     summary = {
@@ -324,7 +375,7 @@ def train_and_evaluate(
         "compile_seconds": parallel.compile_seconds() - compiled_before,
         # From the start of the run (data, checks, initialisation) to the end of the first
         # epoch's training, which is the first compiled call when an epoch is fused.
-        "first_epoch_seconds": train_start - start + history.records[0]["epoch_seconds"],
+        "first_epoch_seconds": train_start - start + history.records[0]["epoch_seconds"] if history.records else None,
         "train_seconds": sum(r["train_seconds"] for r in history.records),
         "params_sha256": state_lib.params_sha256(final.params),
         "num_params": state_lib.param_count(run_params(final)),
@@ -356,6 +407,18 @@ def train_and_evaluate(
     if writes:
         write_json(os.path.join(workdir, "summary.json"), summary)
     return summary
+
+
+def _last_from_records(workdir: str, evaluator: Evaluator, final, eval_data, eval_split: str) -> dict:
+    """The last epoch's record of a run resumed after it had finished: train figures from its log, eval anew."""
+    train_records = [r for r in workdir_lib.records(workdir) if r.get("type") == "train"]
+    last = {"epoch": 0, "step": int(np.max(parallel.fetch(final.step)))}
+    if train_records:
+        record = train_records[-1]
+        last.update({"epoch": record["epoch"], **{f"train_{k}": v for k, v in record.items() if k in ("loss", "accuracy", "precision", "recall", "mae") or k.endswith("_members")}})
+    last.update({f"eval_{k}": v for k, v in ensemble.summarise(evaluator(final, eval_data)).items()})
+    last["train_seconds"] = 0.0
+    return last
 
 
 def run_params(state: state_lib.TrainState):

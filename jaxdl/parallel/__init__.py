@@ -29,6 +29,7 @@ from jaxdl.parallel.runtime import (
     enable_compilation_cache,
     fetch,
     fetch_totals,
+    fingerprint,
     initialize_distributed,
     process_shard,
 )
@@ -63,6 +64,7 @@ __all__ = [
     "enable_compilation_cache",
     "fetch",
     "fetch_totals",
+    "fingerprint",
     "initialize_distributed",
     "local",
     "loops_are_slow",

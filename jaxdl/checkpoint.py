@@ -1,0 +1,352 @@
+"""Checkpoints through orbax-checkpoint: save, keep, verify, restore, and stop cleanly on SIGTERM.
+
+A checkpoint at global step S holds:
+
+- `state`: the whole `TrainState` (step, params, opt_state, rng,
+  model_state) and the metric totals of the epoch so far, as arrays
+  (`ocp.args.StandardSave`: tensorstore files, no pickle);
+- `meta`: JSON (`ocp.args.JsonSave`): the position in the data (epoch and
+  step within it: the data pipeline's iterator state), the resolved config,
+  the manifest (versions, devices, seed) and a fingerprint of every saved
+  array, checked when it is restored.
+
+orbax writes each checkpoint to a temporary directory and renames it when
+complete, so a save that is cut off is never restored. A checkpoint whose
+files are damaged (truncated, changed) fails to restore or fails its
+fingerprint; `restore_latest` then warns and falls back to the previous one.
+Restoring into a model of another structure fails with the first differing
+key path and both shapes.
+"""
+
+import contextlib
+import dataclasses
+import os
+import signal
+import sys
+import threading
+import time
+import warnings
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+from orbax.checkpoint import checkpoint_managers as policies
+
+from jaxdl import parallel
+from jaxdl.errors import InputError
+from jaxdl.state import TrainState
+
+DIRECTORY = "checkpoints"
+
+
+class StructureMismatch(InputError):
+    """The checkpoint holds a model or optimizer of another structure than the one it is restored into."""
+
+
+class DamagedCheckpoint(Exception):
+    """A checkpoint's files could not be read back, or do not match their fingerprint."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Position:
+    """Where training stands: the next step to run is `step` (from 0) of `epoch` (from 1)."""
+
+    epoch: int = 1
+    step: int = 0
+
+    def to_dict(self) -> dict:
+        return {"epoch": self.epoch, "step": self.step}
+
+
+def state_tree(state: TrainState) -> dict:
+    """The arrays of a state as a plain dict (its static model and optimizer are not saved)."""
+    return {
+        "step": state.step, "params": state.params, "opt_state": state.opt_state, "rng": state.rng,
+        "model_state": state.model_state,
+    }
+
+
+def _path_name(path) -> str:
+    parts = []
+    for key in path:
+        for attribute in ("key", "name", "idx"):
+            if hasattr(key, attribute):
+                parts.append(str(getattr(key, attribute)))
+                break
+    return "/".join(parts)
+
+
+def _shapes(tree) -> dict[str, tuple]:
+    return {_path_name(path): tuple(np.shape(leaf)) for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]}
+
+
+def check_structure(saved: dict[str, tuple], target: dict[str, tuple]) -> None:
+    """Fails on the first key path whose presence or shape differs between a checkpoint and a target.
+
+    Raises:
+      StructureMismatch: naming the path and both shapes.
+    """
+    for name in sorted(set(saved) | set(target)):
+        have, want = saved.get(name), target.get(name)
+        if have != want:
+            have_text = "absent" if have is None else f"shape {have}"
+            want_text = "absent" if want is None else f"shape {want}"
+            raise StructureMismatch(
+                f"the checkpoint does not fit this model: at {name!r} the checkpoint has {have_text}, "
+                f"the model has {want_text}. Restore it with the config it was saved with, or start over "
+                "(--overwrite)"
+            )
+
+
+class Checkpointer:
+    """An orbax `CheckpointManager` for a run's workdir, with jaxdl's keep policy and checks.
+
+    Args:
+      workdir: the run's directory; checkpoints go to `workdir/checkpoints`.
+      keep: how many of the latest checkpoints to keep.
+      keep_best: how many more to keep, the best by `best_metric`.
+      best_metric: a metric of the evaluations, such as "eval_accuracy"
+        (highest is best) or "eval_loss" (lowest is best, as for any name
+        ending in loss or mae).
+      async_save: write in the background; `save` returns once the arrays
+        are copied from the devices.
+    """
+
+    def __init__(self, workdir: str, *, keep: int = 2, keep_best: int = 1, best_metric: str = "eval_accuracy",
+                 async_save: bool = True):
+        self.directory = os.path.abspath(os.path.join(workdir, DIRECTORY))
+        lowest_is_best = best_metric.endswith(("loss", "mae"))
+        keep_policies = [policies.LatestN(n=keep)]
+        if keep_best:
+            keep_policies.append(policies.BestN(
+                get_metric_fn=lambda metrics: metrics[best_metric], reverse=lowest_is_best, n=keep_best,
+                keep_checkpoints_without_metrics=False,
+            ))
+        self.best_metric = best_metric
+        self.manager = ocp.CheckpointManager(
+            self.directory,
+            item_handlers={"state": ocp.StandardCheckpointHandler(), "meta": ocp.JsonCheckpointHandler()},
+            options=ocp.CheckpointManagerOptions(
+                preservation_policy=policies.AnyPreservationPolicy(keep_policies),
+                enable_async_checkpointing=async_save,
+                cleanup_tmp_directories=True,  # a save that was cut off leaves nothing behind
+            ),
+        )
+
+    def steps(self) -> list[int]:
+        """The steps of the checkpoints on disk, oldest first."""
+        return sorted(self.manager.all_steps())
+
+    def save(self, state: TrainState, totals: dict, position: Position, *, meta: dict, metrics: dict | None = None) -> None:
+        """Starts saving a checkpoint at the state's step (asynchronously if so configured)."""
+        payload = {"state": state_tree(state), "totals": totals}
+        meta = {**meta, "position": position.to_dict(), "fingerprint": parallel.fingerprint(payload)}
+        step = int(np.max(parallel.fetch(state.step)))
+        self.manager.save(
+            step,
+            args=ocp.args.Composite(state=ocp.args.StandardSave(payload), meta=ocp.args.JsonSave(meta)),
+            metrics={k: float(v) for k, v in (metrics or {}).items() if v is not None and np.isfinite(v)} or None,
+            force=True,
+        )
+
+    def wait(self) -> None:
+        """Blocks until every save under way is written and committed."""
+        self.manager.wait_until_finished()
+
+    def reached_preemption(self, step: int) -> bool:
+        """On a multi-host run, whether the hosts agreed to stop at this step (orbax's preemption sync point)."""
+        return jax.process_count() > 1 and self.manager.reached_preemption(step)
+
+    def meta(self, step: int) -> dict:
+        """The JSON part of a checkpoint."""
+        return self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+
+    def restore(self, step: int, state: TrainState, totals: dict) -> tuple[TrainState, dict, dict]:
+        """Restores checkpoint `step` into the structure (and placement) of `state` and `totals`.
+
+        Raises:
+          StructureMismatch: when the saved arrays do not fit the target.
+          DamagedCheckpoint: when the files cannot be read or fail their fingerprint.
+        """
+        target = {"state": state_tree(state), "totals": totals}
+        try:
+            saved = self.manager.item_metadata(step)["state"]
+        except Exception as err:  # noqa: BLE001 -- any failure to read is damage
+            raise DamagedCheckpoint(f"its metadata cannot be read ({type(err).__name__}: {err})") from err
+        if saved is None:
+            raise DamagedCheckpoint("it has no saved arrays")
+        check_structure(_shapes(saved), _shapes(target))
+        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
+        try:
+            restored = self.manager.restore(
+                step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore())
+            )
+        except Exception as err:  # noqa: BLE001 -- truncated or unreadable files
+            raise DamagedCheckpoint(f"its files cannot be read ({type(err).__name__}: {str(err)[:300]})") from err
+        payload, meta = restored["state"], restored["meta"]
+        if meta is None or parallel.fingerprint(payload) != meta.get("fingerprint"):
+            raise DamagedCheckpoint("its arrays do not match the fingerprint saved with them")
+        arrays = payload["state"]
+        return state.replace(**arrays), payload["totals"], meta
+
+    def restore_latest(self, state: TrainState, totals: dict) -> tuple[TrainState, dict, dict] | None:
+        """Restores the newest checkpoint that is intact, warning about (and skipping) damaged ones.
+
+        Returns:
+          (state, totals, meta), or None when there is no intact checkpoint.
+        """
+        for step in reversed(self.steps()):
+            try:
+                return self.restore(step, state, totals)
+            except DamagedCheckpoint as err:
+                aside = self._set_aside(step)
+                warnings.warn(f"checkpoint at step {step} in {self.directory} is damaged: {err}; moved to {aside}; "
+                              "falling back to the previous one", stacklevel=2)
+        return None
+
+    def _set_aside(self, step: int) -> str:
+        """Moves a damaged checkpoint out of the way (kept for inspection), so that its step can be saved again."""
+        aside = os.path.join(os.path.dirname(self.directory), "damaged-checkpoints", f"{step}-{int(time.time())}")
+        if jax.process_index() == 0:
+            os.makedirs(os.path.dirname(aside), exist_ok=True)
+            os.rename(os.path.join(self.directory, str(step)), aside)
+        self.manager.reload()
+        return aside
+
+    def close(self) -> None:
+        self.manager.wait_until_finished()
+        self.manager.close()
+
+
+class StopSignals:
+    """SIGTERM asks a run to stop at its next call boundary; while a checkpoint is written, SIGTERM and SIGINT wait.
+
+    Used as a context manager around training (in the main thread; elsewhere
+    it does nothing). `requested` turns True on SIGTERM. Inside `protect()`,
+    a SIGINT is held back and raised as KeyboardInterrupt once the block
+    (the save) has finished, and further SIGTERMs change nothing.
+    """
+
+    def __init__(self):
+        self.requested = False
+        self._held_interrupt = False
+        self._protecting = False
+        self._previous = {}
+
+    def __enter__(self) -> "StopSignals":
+        if threading.current_thread() is threading.main_thread():
+            self._previous[signal.SIGTERM] = signal.signal(signal.SIGTERM, self._on_term)
+            self._previous[signal.SIGINT] = signal.signal(signal.SIGINT, self._on_int)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+        self._previous.clear()
+
+    def _on_term(self, number, frame) -> None:
+        self.requested = True
+
+    def _on_int(self, number, frame) -> None:
+        if self._protecting:
+            self._held_interrupt = True
+            return
+        raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def protect(self):
+        """Holds SIGINT back until the block finishes (a checkpoint being written)."""
+        self._protecting = True
+        try:
+            yield
+        finally:
+            self._protecting = False
+        if self._held_interrupt:
+            self._held_interrupt = False
+            raise KeyboardInterrupt
+
+
+def manifest(cfg_seed: int) -> dict:
+    """What produced a run: library versions, devices and the seed."""
+    import flax
+    import optax
+
+    from jaxdl import __version__
+
+    return {
+        "versions": {
+            "jaxdl": __version__, "jax": jax.__version__, "flax": flax.__version__, "optax": optax.__version__,
+            "orbax_checkpoint": ocp.__version__, "python": sys.version.split()[0],
+        },
+        "devices": parallel.device_summary(),
+        "seed": cfg_seed,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+class Schedule:
+    """When a run saves, and whether it must stop: the training loop's view of checkpointing.
+
+    Saves fall on call boundaries: every `every_steps` global steps, every
+    `every_epochs` epochs, when `every_seconds` have passed since the last
+    save, at the end of the run, and when the run is asked to stop (SIGTERM
+    on one host; orbax's preemption sync point on several).
+
+    Args:
+      checkpointer: where checkpoints go.
+      signals: the run's `StopSignals`.
+      steps_per_epoch: steps in each epoch (to turn positions into steps).
+      meta: JSON saved with every checkpoint (config, manifest).
+    """
+
+    def __init__(self, checkpointer: Checkpointer, signals: StopSignals, *, steps_per_epoch: int, meta: dict,
+                 every_steps: int = 0, every_epochs: int = 0, every_seconds: float = 0.0):
+        self.checkpointer = checkpointer
+        self.signals = signals
+        self.steps_per_epoch = steps_per_epoch
+        self.meta = meta
+        self.every_steps, self.every_epochs, self.every_seconds = every_steps, every_epochs, every_seconds
+        self._last_save = time.monotonic()
+        self.saved_steps: list[int] = []
+
+    def _global(self, position: Position) -> int:
+        return (position.epoch - 1) * self.steps_per_epoch + position.step
+
+    def _time_due(self) -> bool:
+        return bool(self.every_seconds) and time.monotonic() - self._last_save >= self.every_seconds
+
+    def pause_requested(self) -> bool:
+        """Asked by the feed after each call: stop here to save (time is up) or to stop (SIGTERM)."""
+        return (jax.process_count() == 1 and self.signals.requested) or self._time_due()
+
+    def next_stop(self, epoch: int, step: int) -> int:
+        """The step of `epoch` where the next step-based save falls (the epoch's end if none does)."""
+        if not self.every_steps:
+            return self.steps_per_epoch
+        done = self._global(Position(epoch, step))
+        target = (done // self.every_steps + 1) * self.every_steps
+        return min(self.steps_per_epoch, target - (epoch - 1) * self.steps_per_epoch)
+
+    def at_boundary(self, state: TrainState, totals: dict, position: Position, *, record: dict | None = None,
+                    last: bool = False) -> bool:
+        """Saves if a save is due at `position`; returns True when the run must stop now (saved and written)."""
+        step = self._global(position)
+        if jax.process_count() > 1:
+            stop = self.checkpointer.reached_preemption(step)
+        else:
+            stop = self.signals.requested
+        epoch_end = position.step == 0
+        due = (
+            last or stop or self._time_due()
+            or (self.every_steps and step % self.every_steps == 0)
+            or (epoch_end and self.every_epochs and (position.epoch - 1) % self.every_epochs == 0)
+        )
+        if due:
+            metrics = {k: v for k, v in (record or {}).items() if k.startswith("eval_") and np.ndim(v) == 0}
+            with self.signals.protect():  # a SIGINT now would otherwise cut the save short
+                self.checkpointer.save(state, totals, position, meta=self.meta, metrics=metrics)
+                if stop or last:
+                    self.checkpointer.wait()
+            self._last_save = time.monotonic()
+            self.saved_steps.append(step)
+        return stop

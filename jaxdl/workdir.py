@@ -1,0 +1,110 @@
+"""A run's directory: what is in it, whether a run there can resume, and tidying it for a resume or a restart."""
+
+import json
+import os
+import shutil
+
+from jaxdl import config as config_lib
+from jaxdl.checkpoint import DIRECTORY as CHECKPOINTS
+from jaxdl.errors import InputError
+
+RUN_FILES = ("config.json", "metrics.jsonl", "summary.json", "scaler.json", "best_member.msgpack", "manifest.json")
+
+
+def has_checkpoints(workdir: str) -> bool:
+    """Whether the workdir holds at least one committed checkpoint."""
+    directory = os.path.join(workdir, CHECKPOINTS)
+    if not os.path.isdir(directory):
+        return False
+    return any(name.isdigit() and os.path.isdir(os.path.join(directory, name)) for name in os.listdir(directory))
+
+
+def inspect(workdir: str, *, overwrite: bool = False) -> bool:
+    """Decides what a run does with its workdir: True to resume from its checkpoints, False to start.
+
+    Raises:
+      InputError: when the workdir is a file, or holds a run without
+        checkpoints and `overwrite` is False.
+    """
+    if os.path.exists(workdir) and not os.path.isdir(workdir):
+        raise InputError(f"--workdir={workdir!r} is a file; expected a directory")
+    if overwrite:
+        return False
+    if has_checkpoints(workdir):
+        return True
+    existing = [f for f in RUN_FILES if os.path.exists(os.path.join(workdir, f))]
+    if existing:
+        raise InputError(
+            f"--workdir={workdir!r} already holds a run ({', '.join(existing)}) with no checkpoint to resume from; "
+            "choose another workdir, or pass --overwrite to replace it"
+        )
+    return False
+
+
+def stored_config(workdir: str) -> dict | None:
+    """The config a run in `workdir` was started with, or None."""
+    path = os.path.join(workdir, "config.json")
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def check_resumable(workdir: str, current: dict, *, force: bool = False) -> list[str]:
+    """Refuses to resume with a config that would change the run's result, unless `force`.
+
+    Returns:
+      The differing keys (accepted because of `force`), as "key: saved -> now".
+
+    Raises:
+      InputError: listing every result-changing key that differs, with both values.
+    """
+    saved = stored_config(workdir)
+    if saved is None:
+        return []
+    changes = [f"{key}: {old!r} -> {new!r}" for key, old, new in config_lib.result_changes(saved, current)]
+    if changes and not force:
+        raise InputError(
+            f"--workdir={workdir!r} holds a run whose config differs in keys that change the result:\n  "
+            + "\n  ".join(changes)
+            + "\nrerun with the saved config to resume, pass --force to resume with these changes anyway, "
+            "or --overwrite to start over"
+        )
+    return changes
+
+
+def clear(workdir: str) -> None:
+    """Removes an earlier run's files and checkpoints (for --overwrite)."""
+    for name in RUN_FILES:
+        path = os.path.join(workdir, name)
+        if os.path.exists(path):
+            os.unlink(path)
+    shutil.rmtree(os.path.join(workdir, CHECKPOINTS), ignore_errors=True)
+
+
+def records(workdir: str) -> list[dict]:
+    """The records of `metrics.jsonl` (a last line cut off by a crash is skipped)."""
+    path = os.path.join(workdir, "metrics.jsonl")
+    if not os.path.exists(path):
+        return []
+    out = []
+    with open(path) as f:
+        for line in f:
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return out
+
+
+def keep_records_until(workdir: str, step: int) -> None:
+    """Drops the metrics records after global `step`: a resumed run writes them again."""
+    path = os.path.join(workdir, "metrics.jsonl")
+    if not os.path.exists(path):
+        return
+    kept = [r for r in records(workdir) if r.get("step", 0) <= step]
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        for record in kept:
+            f.write(json.dumps(record, sort_keys=True) + "\n")
+    os.replace(tmp, path)
