@@ -140,12 +140,13 @@ class Checkpointer:
     def save(self, state: TrainState, totals: dict, position: Position, *, meta: dict, metrics: dict | None = None) -> None:
         """Starts saving a checkpoint at the state's step (asynchronously if so configured)."""
         payload = {"state": state_tree(state), "totals": totals}
-        meta = {**meta, "position": position.to_dict(), "fingerprint": parallel.fingerprint(payload)}
+        metrics = {k: float(v) for k, v in (metrics or {}).items() if v is not None and np.isfinite(v)} or None
+        meta = {**meta, "position": position.to_dict(), "metrics": metrics, "fingerprint": parallel.fingerprint(payload)}
         step = int(np.max(parallel.fetch(state.step)))
         self.manager.save(
             step,
             args=ocp.args.Composite(state=ocp.args.StandardSave(payload), meta=ocp.args.JsonSave(meta)),
-            metrics={k: float(v) for k, v in (metrics or {}).items() if v is not None and np.isfinite(v)} or None,
+            metrics=metrics,
             force=True,
         )
 
@@ -188,6 +189,19 @@ class Checkpointer:
             raise DamagedCheckpoint("its arrays do not match the fingerprint saved with them")
         arrays = payload["state"]
         return state.replace(**arrays), payload["totals"], meta
+
+    def best_step(self) -> int | None:
+        """The step of the best checkpoint by `best_metric` among those evaluated, or None."""
+        lowest_is_best = self.best_metric.endswith(("loss", "mae"))
+        scored = []
+        for step in self.steps():
+            try:
+                value = (self.meta(step).get("metrics") or {}).get(self.best_metric)
+            except Exception:  # noqa: BLE001 -- a damaged checkpoint is not a candidate
+                continue
+            if value is not None:
+                scored.append((-value if lowest_is_best else value, step))
+        return max(scored)[1] if scored else None
 
     def restore_latest(self, state: TrainState, totals: dict) -> tuple[TrainState, dict, dict] | None:
         """Restores the newest checkpoint that is intact, warning about (and skipping) damaged ones.

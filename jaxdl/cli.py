@@ -1,6 +1,8 @@
 """The `jaxdl` command: the only place that parses flags.
 
     jaxdl train [--config PATH[:ARG]] [--workdir DIR] [--config.KEY=VALUE ...] [--quiet]
+    jaxdl eval --workdir DIR [--latest]
+    jaxdl predict --workdir DIR --input FILE [--output FILE] [--latest]
     jaxdl data prepare NAME [--data_dir DIR]
     jaxdl data list [--data_dir DIR]
 """
@@ -43,6 +45,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--quiet", action="store_true", help="no per-epoch progress; the final result is still printed")
     train.add_argument("--show-config", action="store_true", help="print the resolved config (every key) and exit")
+    evaluate = commands.add_parser(
+        "eval", help="evaluate a run's best (or latest) checkpoint on its test split", allow_abbrev=False
+    )
+    evaluate.add_argument("--workdir", metavar="DIR", required=True, help="the run's directory")
+    evaluate.add_argument("--latest", action="store_true", help="the latest checkpoint instead of the best")
+    predict = commands.add_parser(
+        "predict", help="predict with a run's best (or latest) checkpoint on new raw inputs", allow_abbrev=False
+    )
+    predict.add_argument("--workdir", metavar="DIR", required=True, help="the run's directory")
+    predict.add_argument("--input", metavar="FILE", required=True, help="a CSV file of features (no label column) or a .npy array")
+    predict.add_argument("--output", metavar="FILE", help="write the predictions as CSV here (default: standard output)")
+    predict.add_argument("--latest", action="store_true", help="the latest checkpoint instead of the best")
     data = commands.add_parser("data", help="prepare and list datasets", allow_abbrev=False)
     data_commands = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
     prepare = data_commands.add_parser(
@@ -74,6 +88,48 @@ def _data(args) -> int:
         splits = ", ".join(f"{name} {count:,}" for name, count in entry["splits"].items())
         print(f"  {entry['name']:<20} {entry['version']:<8} {splits}")
     return 0
+
+
+def _eval(args) -> int:
+    from jaxdl import inference
+
+    restored = inference.restore(args.workdir, which="latest" if args.latest else "best")
+    figures = inference.evaluate(restored)
+    members = len(next((v for k, v in figures.items() if k.endswith("_members")), []))
+    shown = {k: v for k, v in figures.items() if not k.endswith("_members")}
+    what = f"mean over {members} members: " if members else ""
+    print(f"step {restored.step} ({restored.chose}); test split of {restored.setup.splits.info.name}, "
+          f"{len(restored.setup.splits.test)} examples; {what}"
+          + ", ".join(f"{k} {v:.4f}" for k, v in shown.items()))
+    return 0
+
+
+def _predict(args) -> int:
+    from jaxdl import inference
+
+    restored = inference.restore(args.workdir, which="latest" if args.latest else "best")
+    x = inference.read_inputs(args.input, restored.setup.splits.info.feature_shape)
+    outputs = inference.predict(restored, x, args.workdir)
+    if outputs.ndim == 3:  # an ensemble: the members' mean
+        outputs = outputs.mean(axis=0)
+    lines = _prediction_rows(outputs, restored.setup.model.output_activation)
+    if args.output:
+        with open(args.output, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        print(f"{len(x)} predictions from step {restored.step} ({restored.chose}) written to {args.output}", file=sys.stderr)
+    else:
+        print("\n".join(lines))
+    return 0
+
+
+def _prediction_rows(outputs, activation: str) -> list[str]:
+    """CSV rows: the predicted class and the probabilities (classifiers), or the outputs (regression)."""
+    if activation == "sigmoid" and outputs.shape[-1] == 1:
+        return ["label,probability"] + [f"{int(p > 0.5)},{p:.6f}" for p in outputs[:, 0]]
+    if activation == "softmax":
+        head = "label," + ",".join(f"p{i}" for i in range(outputs.shape[-1]))
+        return [head] + [f"{int(row.argmax())}," + ",".join(f"{p:.6f}" for p in row) for row in outputs]
+    return [",".join(f"y{i}" for i in range(outputs.shape[-1]))] + [",".join(f"{v:.6g}" for v in row) for row in outputs]
 
 
 def _overrides(extra: list[str], parser: argparse.ArgumentParser) -> list[tuple[str, str]]:
@@ -168,10 +224,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        if args.command == "data":
+        if args.command in ("data", "eval", "predict"):
             if extra:
                 parser.error(f"unrecognized arguments: {' '.join(extra)}")
-            return _data(args)
+            return {"data": _data, "eval": _eval, "predict": _predict}[args.command](args)
         return _train(args, _overrides(extra, parser))
     except InputError as err:
         print(f"jaxdl: error: {err}", file=sys.stderr)

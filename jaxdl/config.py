@@ -134,6 +134,13 @@ def load(spec: str | None = None) -> ml_collections.ConfigDict:
     return cfg
 
 
+def from_dict(values: dict) -> ml_collections.ConfigDict:
+    """A config from a resolved config's dict (a run's config.json), laid over the defaults."""
+    cfg = default_config()
+    _lay_over(cfg, values, prefix="")
+    return cfg
+
+
 def _lay_over(base: ml_collections.ConfigDict, top, *, prefix: str) -> None:
     for key, value in top.items():
         name = prefix + key

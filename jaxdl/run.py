@@ -240,7 +240,7 @@ def train_and_evaluate(
             cfg.distributed.coordinator, num_processes=cfg.distributed.num_processes, process_id=cfg.distributed.process_id
         )
     writes = _writes_files()
-    resume = workdir_lib.inspect(workdir, overwrite=overwrite)
+    resume = workdir_lib.inspect(workdir, cfg.to_dict(), overwrite=overwrite)
     accepted_changes = workdir_lib.check_resumable(workdir, cfg.to_dict(), force=force) if resume else []
     _check_checkpoint_settings(cfg)
     run = setup(cfg)

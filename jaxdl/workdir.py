@@ -19,12 +19,15 @@ def has_checkpoints(workdir: str) -> bool:
     return any(name.isdigit() and os.path.isdir(os.path.join(directory, name)) for name in os.listdir(directory))
 
 
-def inspect(workdir: str, *, overwrite: bool = False) -> bool:
+def inspect(workdir: str, current: dict, *, overwrite: bool = False) -> bool:
     """Decides what a run does with its workdir: True to resume from its checkpoints, False to start.
 
+    A run that was stopped before its first checkpoint starts again from
+    the beginning, if the config is the same (in result-changing keys).
+
     Raises:
-      InputError: when the workdir is a file, or holds a run without
-        checkpoints and `overwrite` is False.
+      InputError: when the workdir is a file, or holds a finished run
+        without checkpoints, or another run's files, and `overwrite` is False.
     """
     if os.path.exists(workdir) and not os.path.isdir(workdir):
         raise InputError(f"--workdir={workdir!r} is a file; expected a directory")
@@ -33,12 +36,16 @@ def inspect(workdir: str, *, overwrite: bool = False) -> bool:
     if has_checkpoints(workdir):
         return True
     existing = [f for f in RUN_FILES if os.path.exists(os.path.join(workdir, f))]
-    if existing:
-        raise InputError(
-            f"--workdir={workdir!r} already holds a run ({', '.join(existing)}) with no checkpoint to resume from; "
-            "choose another workdir, or pass --overwrite to replace it"
-        )
-    return False
+    if not existing:
+        return False
+    saved = stored_config(workdir)
+    unfinished = "summary.json" not in existing
+    if unfinished and saved is not None and not config_lib.result_changes(saved, current):
+        return False  # the same run, stopped before it saved anything: run it again from the start
+    raise InputError(
+        f"--workdir={workdir!r} already holds a run ({', '.join(existing)}) with no checkpoint to resume from; "
+        "choose another workdir, or pass --overwrite to replace it"
+    )
 
 
 def stored_config(workdir: str) -> dict | None:

@@ -63,8 +63,26 @@ def read(path: str, *, label_column: str = "last", header: str = "auto", delimit
         included) and the problem: a missing or empty file, a non-numeric
         cell, a row with a different number of fields.
     """
+    values, names, body = _read_numbers(path, header=header, delimiter=delimiter, argument="data.csv_path")
+    width = values.shape[1]
+    label = _label_index(label_column, names, width, path)
+    features = np.delete(values, label, axis=1).astype(np.float32)
+    labels = values[:, label]
+    labels = labels.astype(np.int32) if np.all(labels == np.round(labels)) else labels.astype(np.float32)
+    feature_names = [n for i, n in enumerate(names) if i != label] if names else [f"f{i}" for i in range(width - 1)]
+    return features, labels, feature_names
+
+
+def read_features(path: str, *, header: str = "auto", delimiter: str = ",", argument: str = "--input") -> np.ndarray:
+    """Reads a CSV file whose every column is a feature (no label): float32 (N, F)."""
+    values, _, _ = _read_numbers(path, header=header, delimiter=delimiter, argument=argument)
+    return values.astype(np.float32)
+
+
+def _read_numbers(path: str, *, header: str, delimiter: str, argument: str):
+    """The numbers of a CSV file as float64 (N, width), its column names (or None), and its data rows."""
     if not os.path.isfile(path):
-        raise InputError(f"data.csv_path={path!r}: no such file")
+        raise InputError(f"{argument}={path!r}: no such file")
     if header not in ("auto", "true", "false"):
         raise InputError(f"data.csv_header={header!r}: expected auto, true or false")
     if len(delimiter) != 1:
@@ -89,9 +107,4 @@ def read(path: str, *, label_column: str = "last", header: str = "auto", delimit
     if not np.all(np.isfinite(values)):
         r, c = np.argwhere(~np.isfinite(values))[0]
         raise InputError(f"{path}, line {body[r][0]}, column {c + 1}: {body[r][1][c]!r} is not a finite number")
-    label = _label_index(label_column, names, width, path)
-    features = np.delete(values, label, axis=1).astype(np.float32)
-    labels = values[:, label]
-    labels = labels.astype(np.int32) if np.all(labels == np.round(labels)) else labels.astype(np.float32)
-    feature_names = [n for i, n in enumerate(names) if i != label] if names else [f"f{i}" for i in range(width - 1)]
-    return features, labels, feature_names
+    return values, names, body

@@ -1,0 +1,122 @@
+"""Using a finished (or stopped) run: restore a checkpoint from its workdir, evaluate it, predict with it.
+
+`jaxdl eval --workdir DIR` and `jaxdl predict --workdir DIR --input FILE`
+call these. The run's own config (config.json) rebuilds the model and its
+optimizer, so the checkpoint restores into exactly the structure it was
+saved from, and the run's scaler (scaler.json) scales new inputs the way
+the training data was scaled.
+"""
+
+import dataclasses
+import json
+import os
+
+import numpy as np
+
+from jaxdl import checkpoint, config as config_lib, data, ensemble, metrics, parallel, run
+from jaxdl.data import csv_source
+from jaxdl.errors import InputError
+from jaxdl.loop import Evaluator, predict as predict_batches
+from jaxdl.state import TrainState
+
+WHICH = ("best", "latest")
+
+
+@dataclasses.dataclass(frozen=True)
+class Restored:
+    """A run's state restored from one of its checkpoints, and what it was built from."""
+
+    state: TrainState
+    step: int
+    setup: run.Setup
+    config: dict
+    chose: str  # how the checkpoint was picked, for messages
+
+
+def restore(workdir: str, *, which: str = "best") -> Restored:
+    """Restores a run's best (by its checkpoint.best_metric) or latest intact checkpoint, on one device.
+
+    Raises:
+      InputError: when the workdir holds no run or no checkpoint, or for an
+        unknown `which`.
+    """
+    if which not in WHICH:
+        raise InputError(f"checkpoint choice {which!r} is not known; expected one of: {', '.join(WHICH)}")
+    stored = run.workdir_lib.stored_config(workdir) if os.path.isdir(workdir) else None
+    if stored is None:
+        raise InputError(f"--workdir={workdir!r} holds no run (no config.json); train one with: jaxdl train --workdir {workdir}")
+    if not run.workdir_lib.has_checkpoints(workdir):
+        raise InputError(f"--workdir={workdir!r} holds no checkpoint (was it run with checkpoint.enabled=false?)")
+    cfg = config_lib.from_dict(stored)
+    setup = run.setup(cfg)
+    strategy = parallel.Strategy("single", None, setup.strategy.members)  # inference runs on one device
+    initial = run.initial_state(
+        setup.model, setup.tx, seed=cfg.seed, input_shape=setup.splits.info.feature_shape, strategy=strategy,
+        hyperparams=setup.hyperparams,
+    )
+    checkpointer = run.make_checkpointer(cfg, workdir, setup.loss)
+    zeros = metrics.zeros(metrics.metric_kind(setup.loss, setup.model.num_outputs), np.shape(initial.step))
+    try:
+        best = checkpointer.best_step() if which == "best" else None
+        restored, chose = None, "the latest intact checkpoint"
+        if best is not None:
+            try:
+                restored = checkpointer.restore(best, initial, zeros)
+                chose = f"the best checkpoint by {checkpointer.best_metric}"
+            except checkpoint.DamagedCheckpoint as err:
+                chose = f"the latest intact checkpoint (the best, at step {best}, is damaged: {err})"
+        if restored is None:
+            restored = checkpointer.restore_latest(initial, zeros)
+        if restored is None:
+            raise InputError(f"--workdir={workdir!r}: every checkpoint is damaged; nothing to restore")
+    finally:
+        checkpointer.close()
+    state = restored[0]
+    return Restored(state=state, step=int(np.max(parallel.fetch(state.step))), setup=setup, config=stored, chose=chose)
+
+
+def evaluate(restored: Restored) -> dict:
+    """The restored state's figures on its run's test split (for an ensemble: means and `<name>_members`)."""
+    setup = restored.setup
+    evaluator = Evaluator(setup.loss, batch_size=restored.config["train"]["eval_batch_size"], transform=setup.splits.transform)
+    return ensemble.summarise(evaluator(restored.state, setup.splits.test))
+
+
+def read_inputs(path: str, feature_shape: tuple[int, ...]) -> np.ndarray:
+    """Raw features from a CSV file (every column a feature) or a .npy array (read without pickle).
+
+    Raises:
+      InputError: for a missing or unreadable file, or features of another shape than the model's.
+    """
+    if path.endswith(".npy"):
+        if not os.path.isfile(path):
+            raise InputError(f"--input={path!r}: no such file")
+        try:
+            x = np.load(path, allow_pickle=False)
+        except ValueError as err:
+            raise InputError(f"--input={path!r}: not a numeric .npy array ({err})") from None
+    else:
+        x = csv_source.read_features(path)
+    x = np.asarray(x, np.float32)
+    if x.ndim == len(feature_shape):  # one example
+        x = x[None]
+    if tuple(x.shape[1:]) != tuple(feature_shape):
+        raise InputError(
+            f"--input={path!r} has {x.shape[1:] if x.ndim > 1 else x.shape} features per example; "
+            f"the model takes {tuple(feature_shape)}"
+        )
+    return x
+
+
+def predict(restored: Restored, x: np.ndarray, workdir: str) -> np.ndarray:
+    """Output-layer activations for raw features `x`, scaled with the run's saved scaler when it has one."""
+    path = os.path.join(workdir, "scaler.json")
+    scaler = None
+    if os.path.exists(path):
+        with open(path) as f:
+            scaler = data.Scaler.from_dict(json.load(f))
+    x = scaler.transform(x) if scaler is not None else x
+    transform = restored.setup.splits.transform  # e.g. images scaled to [0, 1], flattened
+    if transform is not None:
+        x = transform({"x": x, "y": np.zeros(len(x), np.int32), "mask": np.ones(len(x), np.float32)})["x"]
+    return predict_batches(restored.state, x)
