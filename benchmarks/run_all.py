@@ -13,7 +13,7 @@ import sys
 
 SCRIPTS = (
     "seed_workload.py", "cnn_throughput.py", "startup.py", "pipeline_throughput.py",
-    "ensemble_scaling.py", "per_example_grads.py", "data_parallel.py",
+    "ensemble_scaling.py", "per_example_grads.py", "data_parallel.py", "checkpoint_cost.py",
 )
 
 
