@@ -2,7 +2,8 @@
 
 __version__ = "0.1.0"
 
-from jaxdl import ensemble
+from jaxdl import callbacks, ensemble
+from jaxdl.callbacks import EarlyStopping, Hook, ReduceLROnPlateau
 from jaxdl.api import evaluate, fit, predict
 from jaxdl.config import default_config
 from jaxdl.errors import InputError
@@ -14,12 +15,16 @@ from jaxdl.state import TrainState, params_sha256
 
 __all__ = [
     "CNN",
+    "EarlyStopping",
+    "Hook",
+    "ReduceLROnPlateau",
     "MLP",
     "Privacy",
     "History",
     "InputError",
     "TrainState",
     "__version__",
+    "callbacks",
     "default_config",
     "ensemble",
     "evaluate",

@@ -13,12 +13,14 @@ import os
 from collections.abc import Mapping, Sequence
 
 import flax.linen as nn
+import jax.numpy as jnp
 import numpy as np
 import optax
 
 from jaxdl import data, feed, losses, models, optim, parallel as parallel_lib
 from jaxdl.errors import InputError
 from jaxdl.loop import Evaluator, History, predict as predict_batches, train
+from jaxdl.callbacks import ReduceLROnPlateau
 from jaxdl.privacy import Privacy
 from jaxdl.run import initial_state, member_hyperparams
 from jaxdl.state import TrainState
@@ -70,6 +72,11 @@ def fit(
     ensemble_learning_rates: Sequence[float] = (),
     ensemble_weight_decays: Sequence[float] = (),
     privacy: Privacy | None = None,
+    callbacks: Sequence = (),
+    grad_accum_steps: int = 1,
+    ema_decay: float = 0.0,
+    precision: str = "float32",
+    stop_on_nan: bool = True,
     verbose: bool = True,
 ) -> tuple[TrainState, History]:
     """Trains `model` on `train_data`, the way Keras's `model.fit` does.
@@ -107,6 +114,16 @@ def fit(
       ensemble_learning_rates, ensemble_weight_decays: one value per member
         (weight decays need "adamw").
       privacy: DP-SGD settings, `jaxdl.Privacy(clip_norm, noise_multiplier)`.
+      callbacks: `jaxdl.callbacks` objects (EarlyStopping,
+        ReduceLROnPlateau, Hook, or your own `Callback`).
+      grad_accum_steps: split each batch into this many micro-batches and
+        apply their summed gradient once.
+      ema_decay: > 0: keep an exponential moving average of the parameters,
+        used by evaluation and prediction.
+      precision: "float32", or "bfloat16" (compute in bfloat16; parameters
+        and updates stay float32).
+      stop_on_nan: raise `jaxdl.loop.NonFiniteLoss`, naming the step, when
+        the loss becomes nan or inf.
       verbose: show per-epoch progress.
 
     Returns:
@@ -160,16 +177,30 @@ def fit(
             {**optim.DEFAULTS, **settings}, ensemble, learning_rate=ensemble_learning_rates,
             weight_decay=ensemble_weight_decays, argument="fit: ensemble",
         )
-    tx = optimizer if settings is None else optim.build(settings, total_steps=steps * epochs, per_member=bool(hyperparams))
+    scalable = any(isinstance(c, ReduceLROnPlateau) for c in callbacks)
+    if scalable and settings is None:
+        raise InputError("ReduceLROnPlateau needs the optimizer as a name or settings, not an optax object")
+    tx = optimizer if settings is None else optim.build(
+        settings, total_steps=steps * epochs, per_member=bool(hyperparams), scalable=scalable
+    )
+    precisions = {"float32": None, "bfloat16": jnp.bfloat16}
+    if precision not in precisions:
+        raise InputError(f"precision={precision!r}: expected one of: {', '.join(precisions)}")
+    if isinstance(grad_accum_steps, bool) or not isinstance(grad_accum_steps, int) or grad_accum_steps < 1 or batch_size % grad_accum_steps:
+        raise InputError(f"grad_accum_steps={grad_accum_steps!r}: expected a positive integer that divides batch_size={batch_size}")
+    if not 0 <= ema_decay < 1:
+        raise InputError(f"ema_decay={ema_decay!r}: expected a number in [0, 1)")
     strategy, _ = parallel_lib.choose(parallel, batch_size=batch_size, members=ensemble, fsdp=fsdp, batch_argument="batch_size")
 
     initial = initial_state(
-        model, tx, seed=seed, input_shape=train_set.x.shape[1:], strategy=strategy, hyperparams=hyperparams
+        model, tx, seed=seed, input_shape=train_set.x.shape[1:], strategy=strategy, hyperparams=hyperparams,
+        ema_decay=ema_decay,
     )
     train_feed = feed.make(
         train_set, loss_obj, batch_size=batch_size, seed=seed, shuffle=shuffle, drop_remainder=drop_remainder,
         pipeline=pipeline, epochs=epochs, steps_per_call=steps_per_call, model=model, strategy=strategy,
         privacy=privacy, shard_index=shard_index, shard_count=shard_count,
+        step_options={"accumulate": grad_accum_steps, "compute_dtype": precisions[precision]},
     )
     return train(
         initial,
@@ -178,6 +209,8 @@ def fit(
         epochs=epochs,
         eval_data=val_set,
         progress=Progress(epochs, quiet=not verbose),
+        callbacks=callbacks,
+        stop_on_nan=stop_on_nan,
     )
 
 

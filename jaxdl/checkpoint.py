@@ -33,7 +33,7 @@ import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers as policies
 
 from jaxdl import parallel
-from jaxdl.errors import InputError
+from jaxdl.errors import InputError, NonFiniteError
 from jaxdl.state import TrainState
 
 DIRECTORY = "checkpoints"
@@ -60,10 +60,13 @@ class Position:
 
 def state_tree(state: TrainState) -> dict:
     """The arrays of a state as a plain dict (its static model and optimizer are not saved)."""
-    return {
+    tree = {
         "step": state.step, "params": state.params, "opt_state": state.opt_state, "rng": state.rng,
         "model_state": state.model_state,
     }
+    if state.ema_params is not None:
+        tree["ema_params"] = state.ema_params
+    return tree
 
 
 def _path_name(path) -> str:
@@ -280,20 +283,49 @@ class StopSignals:
             raise KeyboardInterrupt
 
 
-def manifest(cfg_seed: int) -> dict:
-    """What produced a run: library versions, devices and the seed."""
+def _git_commit(path: str) -> dict | None:
+    """The git commit (and whether the tree has changes) of the checkout holding `path`, if it is in one."""
+    import subprocess
+
+    directory = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
+    try:
+        commit = subprocess.run(["git", "-C", directory, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+        if commit.returncode != 0:
+            return None
+        status = subprocess.run(["git", "-C", directory, "status", "--porcelain"], capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return {"commit": commit.stdout.strip(), "dirty": bool(status.stdout.strip()), "directory": directory}
+
+
+def manifest(cfg_seed: int, *, experiment: str | None = None, command: list[str] | None = None) -> dict:
+    """What produced a run: library versions, devices, the seed, the command line and the experiment's git commit."""
+    import importlib.metadata
+
     import flax
+    import jaxlib
     import optax
 
     from jaxdl import __version__
 
+    def version(package: str) -> str | None:
+        try:
+            return importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            return None
+
     return {
         "versions": {
-            "jaxdl": __version__, "jax": jax.__version__, "flax": flax.__version__, "optax": optax.__version__,
-            "orbax_checkpoint": ocp.__version__, "python": sys.version.split()[0],
+            "jaxdl": __version__, "jax": jax.__version__, "jaxlib": jaxlib.__version__, "flax": flax.__version__,
+            "optax": optax.__version__, "orbax_checkpoint": ocp.__version__,
+            "tensorflow_datasets": version("tensorflow-datasets"), "grain": version("grain"),
+            "python": sys.version.split()[0],
         },
         "devices": parallel.device_summary(),
         "seed": cfg_seed,
+        "command": command if command is not None else [os.path.basename(sys.argv[0]), *sys.argv[1:]],
+        "experiment": experiment,
+        "git": _git_commit(experiment or os.getcwd()),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
 
@@ -356,6 +388,11 @@ class Schedule:
             or (epoch_end and self.every_epochs and (position.epoch - 1) % self.every_epochs == 0)
         )
         if due:
+            if not parallel.all_finite(state_tree(state)):
+                raise NonFiniteError(
+                    f"the parameters at step {step} are not finite (nan or inf); training stopped, and they were not "
+                    "saved. Try a lower learning rate or gradient clipping (optimizer.grad_clip_norm)"
+                )
             metrics = {k: v for k, v in (record or {}).items() if k.startswith("eval_") and np.ndim(v) == 0}
             with self.signals.protect():  # a SIGINT now would otherwise cut the save short
                 self.checkpointer.save(state, totals, position, meta=self.meta, metrics=metrics)

@@ -1,6 +1,8 @@
 """The `jaxdl` command: the only place that parses flags.
 
     jaxdl train [--config PATH[:ARG]] [--workdir DIR] [--config.KEY=VALUE ...] [--quiet]
+    jaxdl summary [--config PATH[:ARG]] [--config.KEY=VALUE ...]
+    jaxdl runs compare DIR [DIR ...] [--plot FILE]
     jaxdl eval --workdir DIR [--latest]
     jaxdl predict --workdir DIR --input FILE [--output FILE] [--latest]
     jaxdl data prepare NAME [--data_dir DIR]
@@ -45,6 +47,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--quiet", action="store_true", help="no per-epoch progress; the final result is still printed")
     train.add_argument("--show-config", action="store_true", help="print the resolved config (every key) and exit")
+    summary = commands.add_parser(
+        "summary", help="print the model's layers, output shapes and parameter counts, without training",
+        allow_abbrev=False,
+    )
+    summary.add_argument("--config", metavar="PATH[:ARG]", help="experiment file defining get_config()")
+    runs = commands.add_parser("runs", help="look at several runs", allow_abbrev=False)
+    runs_commands = runs.add_subparsers(dest="runs_command", metavar="ACTION", required=True)
+    compare = runs_commands.add_parser(
+        "compare", help="a table of runs' config differences, final metrics and times, and one comparison plot",
+        allow_abbrev=False,
+    )
+    compare.add_argument("workdirs", nargs="+", metavar="DIR", help="the runs' workdirs")
+    compare.add_argument("--plot", metavar="FILE", help="where the comparison plot goes (default: runs-compare.png)")
     evaluate = commands.add_parser(
         "eval", help="evaluate a run's best (or latest) checkpoint on its test split", allow_abbrev=False
     )
@@ -87,6 +102,25 @@ def _data(args) -> int:
     for entry in found:
         splits = ", ".join(f"{name} {count:,}" for name, count in entry["splits"].items())
         print(f"  {entry['name']:<20} {entry['version']:<8} {splits}")
+    return 0
+
+
+def _summary(args, overrides) -> int:
+    from jaxdl import config, model_summary, run
+
+    cfg = config.load(args.config)
+    config.apply_overrides(cfg, overrides)
+    setup = run.setup(cfg)
+    print(model_summary.summarize(setup.model, setup.splits.info.feature_shape).table())
+    return 0
+
+
+def _runs(args) -> int:
+    from jaxdl import compare
+
+    text, plot = compare.compare(args.workdirs, plot_path=args.plot or "runs-compare.png")
+    print(text)
+    print(f"plot: {plot}")
     return 0
 
 
@@ -149,7 +183,7 @@ def _overrides(extra: list[str], parser: argparse.ArgumentParser) -> list[tuple[
     return pairs
 
 
-def _train(args, overrides) -> int:
+def _train(args, overrides, argv: list[str]) -> int:
     # Imported here so that `jaxdl --help` and flag errors answer without loading jax.
     from jaxdl import config, run
 
@@ -164,7 +198,10 @@ def _train(args, overrides) -> int:
     workdir = args.workdir or os.path.join(
         "runs", f"{name}-{datetime.datetime.now().strftime('%Y%m%d-%H%M%S')}"
     )
-    summary = run.train_and_evaluate(cfg, workdir, quiet=args.quiet, overwrite=args.overwrite, force=args.force)
+    summary = run.train_and_evaluate(
+        cfg, workdir, quiet=args.quiet, overwrite=args.overwrite, force=args.force,
+        experiment=args.config and args.config.split(":")[0], command=["jaxdl", *argv],
+    )
     if "stopped_at" in summary:
         print(f"stopped at step {summary['stopped_at']} with a checkpoint saved; run the same command to continue")
         print(_workdir_line(workdir))
@@ -214,7 +251,8 @@ def _print_ensemble(summary: dict, workdir: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Runs the command line; returns the exit status (2 for bad input)."""
     parser = _parser()
-    args, extra = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args, extra = parser.parse_known_args(argv)
     if args.version:
         from jaxdl import __version__
 
@@ -224,11 +262,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        if args.command in ("data", "eval", "predict"):
+        if args.command in ("data", "eval", "predict", "runs"):
             if extra:
                 parser.error(f"unrecognized arguments: {' '.join(extra)}")
-            return {"data": _data, "eval": _eval, "predict": _predict}[args.command](args)
-        return _train(args, _overrides(extra, parser))
+            return {"data": _data, "eval": _eval, "predict": _predict, "runs": _runs}[args.command](args)
+        if args.command == "summary":
+            return _summary(args, _overrides(extra, parser))
+        return _train(args, _overrides(extra, parser), argv)
     except InputError as err:
         print(f"jaxdl: error: {err}", file=sys.stderr)
         return 2

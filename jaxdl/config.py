@@ -61,6 +61,25 @@ def default_config() -> ml_collections.ConfigDict:
     cfg.train.steps_per_call = "auto"  # steps fused per compiled call: N, epoch, auto (epoch on the device path)
     cfg.train.eval_every_epochs = 1
     cfg.train.eval_batch_size = 1024
+    cfg.train.grad_accum_steps = 1  # split each batch into M micro-batches, one update from their summed gradient
+    cfg.train.ema_decay = 0.0  # > 0: evaluate (and predict with) an exponential moving average of the parameters
+    cfg.train.precision = "float32"  # or bfloat16: compute in bfloat16, parameters and updates in float32
+    cfg.train.stop_on_nan = True  # stop, naming the step, when the loss becomes nan or inf
+
+    cfg.callbacks = ml_collections.ConfigDict()
+    cfg.callbacks.early_stopping_patience = 0  # > 0: stop after this many evaluations without improvement
+    cfg.callbacks.early_stopping_metric = "eval_loss"
+    cfg.callbacks.early_stopping_min_delta = 0.0
+    cfg.callbacks.restore_best = True  # early stopping ends with the best evaluation's state
+    cfg.callbacks.reduce_lr_patience = 0  # > 0: cut the learning rate after this many evaluations without improvement
+    cfg.callbacks.reduce_lr_metric = "eval_loss"
+    cfg.callbacks.reduce_lr_factor = 0.5
+    cfg.callbacks.hook = config_dict.placeholder(str)  # "file.py:function" or "module:function", called as fn(state, step, figures)
+    cfg.callbacks.hook_every_steps = 0  # also call the hook every N steps (it is always called after evaluations)
+
+    cfg.logging = ml_collections.ConfigDict()
+    cfg.logging.tensorboard = True  # event files in WORKDIR/tensorboard
+    cfg.logging.plots = True  # learning curves in WORKDIR/plots
 
     cfg.optimizer = ml_collections.ConfigDict(
         {k: config_dict.placeholder(float) if v is None else v for k, v in optim.DEFAULTS.items()}
@@ -237,7 +256,7 @@ def _literal(item):
 RESULT_NEUTRAL = (
     "compile_cache", "data.data_dir", "data.workers", "data.pipeline", "data.device_max_mb",
     "data.in_memory_max_mb", "train.steps_per_call", "train.eval_every_epochs", "train.eval_batch_size",
-    "checkpoint.", "distributed.",
+    "checkpoint.", "distributed.", "logging.", "train.stop_on_nan", "callbacks.hook",
 )
 
 

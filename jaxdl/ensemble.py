@@ -36,6 +36,7 @@ def create(
     size: int,
     input_shape: tuple[int, ...],
     init=state_lib.init_variables,
+    ema_decay: float = 0.0,
 ) -> TrainState:
     """Initialises `size` members at once: member k as `state.create` with `PRNGKey(seed + k)`.
 
@@ -46,7 +47,9 @@ def create(
     """
 
     def one(member_seed):
-        return state_lib.create(model, tx, rng=jax.random.PRNGKey(member_seed), input_shape=input_shape, init=init)
+        return state_lib.create(
+            model, tx, rng=jax.random.PRNGKey(member_seed), input_shape=input_shape, init=init, ema_decay=ema_decay
+        )
 
     return jax.vmap(one)(seeds(seed, size))
 

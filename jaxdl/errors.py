@@ -8,3 +8,7 @@ class InputError(ValueError):
     message names the argument, the value given and what was expected. The
     command line prints it without a traceback and exits with status 2.
     """
+
+
+class NonFiniteError(RuntimeError):
+    """Training produced nan or inf (in the loss or the parameters); the run stopped without saving them."""

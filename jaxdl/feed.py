@@ -33,9 +33,12 @@ from jaxdl.privacy import Privacy
 PIPELINES = ("auto", "device", "host")
 
 
-def make_train_step(loss: Loss, strategy: parallel.Strategy, privacy: Privacy | None = None):
-    """The pure train step a strategy runs: vmapped over members for an ensemble."""
-    train_step = step.make_train_step(loss, axis_name=strategy.axis_name, privacy=privacy)
+def make_train_step(loss: Loss, strategy: parallel.Strategy, privacy: Privacy | None = None, step_options=None):
+    """The pure train step a strategy runs: vmapped over members for an ensemble.
+
+    `step_options`: more arguments of `step.make_train_step` (accumulate, compute_dtype).
+    """
+    train_step = step.make_train_step(loss, axis_name=strategy.axis_name, privacy=privacy, **(step_options or {}))
     return jax.vmap(train_step) if strategy.members else train_step
 
 
@@ -53,6 +56,7 @@ class HostFeed:
         steps_per_call: int = 1,
         strategy: parallel.Strategy = parallel.SINGLE,
         privacy: Privacy | None = None,
+        step_options: dict | None = None,
     ):
         """One pipeline per ensemble member (one in all for a single model)."""
         self.pipelines = pipelines
@@ -60,7 +64,7 @@ class HostFeed:
         self.strategy = strategy
         self.steps_per_epoch = pipelines[0].steps_per_epoch
         self.steps_per_call = min(steps_per_call, self.steps_per_epoch)
-        train_step = make_train_step(loss, strategy, privacy)
+        train_step = make_train_step(loss, strategy, privacy, step_options)
         self._step = parallel.compile_train_step(train_step, strategy)
         self._steps = parallel.compile_train_steps(train_step, strategy)
         self._iterators, self._last_epoch = None, 0
@@ -128,6 +132,7 @@ class ResidentFeed:
         steps_per_call: int | None = None,
         strategy: parallel.Strategy = parallel.SINGLE,
         privacy: Privacy | None = None,
+        step_options: dict | None = None,
     ):
         arrays = {"x": data.x, "y": data.y, "mask": np.ones(len(data), np.float32)}
         if transform is not None:  # the same transform the host pipeline applies, on the whole split at once
@@ -151,7 +156,7 @@ class ResidentFeed:
             return indices.swapaxes(0, 1), mask.swapaxes(0, 1)
 
         self.steps_per_call = min(steps_per_call or self.steps_per_epoch, self.steps_per_epoch)
-        train_step = make_train_step(loss, strategy, privacy)
+        train_step = make_train_step(loss, strategy, privacy, step_options)
         # Many members' permutations are many sorts, which XLA's CPU backend runs in the
         # training's critical path. On the host they can run while the device trains.
         self._host_plan, self._next_plan = None, None
@@ -238,6 +243,7 @@ def make(
     model=None,
     strategy: parallel.Strategy = parallel.SINGLE,
     privacy: Privacy | None = None,
+    step_options: dict | None = None,
 ) -> HostFeed | ResidentFeed:
     """Picks the feed: on the device when the split is in memory and under `device_max_bytes`.
 
@@ -279,7 +285,7 @@ def make(
         return ResidentFeed(
             data, loss, batch_size=batch_size, seed=seed, shuffle=shuffle, drop_remainder=drop_remainder,
             shard_index=shard_index, shard_count=shard_count, transform=transform, steps_per_call=per_call,
-            strategy=strategy, privacy=privacy,
+            strategy=strategy, privacy=privacy, step_options=step_options,
         )
     member_seeds = ensemble.seeds(seed, strategy.members) if strategy.members else [seed]
     hosts = [
@@ -289,7 +295,9 @@ def make(
         )
         for member_seed in member_seeds
     ]
-    return HostFeed(hosts, loss, epochs=epochs, steps_per_call=per_call, strategy=strategy, privacy=privacy)
+    return HostFeed(
+        hosts, loss, epochs=epochs, steps_per_call=per_call, strategy=strategy, privacy=privacy, step_options=step_options
+    )
 
 
 def local_batch_size(batch_size: int, shard_count: int, *, argument: str = "train.batch_size") -> int:

@@ -16,7 +16,7 @@ import numpy as np
 from jaxdl import checkpoint, config as config_lib, data, ensemble, metrics, parallel, run
 from jaxdl.data import csv_source
 from jaxdl.errors import InputError
-from jaxdl.loop import Evaluator, predict as predict_batches
+from jaxdl.loop import Evaluator, predict as predict_batches, train_totals
 from jaxdl.state import TrainState
 
 WHICH = ("best", "latest")
@@ -55,7 +55,7 @@ def restore(workdir: str, *, which: str = "best") -> Restored:
         hyperparams=setup.hyperparams,
     )
     checkpointer = run.make_checkpointer(cfg, workdir, setup.loss)
-    zeros = metrics.zeros(metrics.metric_kind(setup.loss, setup.model.num_outputs), np.shape(initial.step))
+    zeros = train_totals(setup.loss, initial)
     try:
         best = checkpointer.best_step() if which == "best" else None
         restored, chose = None, "the latest intact checkpoint"

@@ -7,15 +7,16 @@ device during an epoch and are fetched once at its end.
 
 import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import jax
 import numpy as np
 
 from jaxdl import ensemble, metrics, parallel, step
+from jaxdl.callbacks import Callback, Control
 from jaxdl.checkpoint import Position, Schedule
 from jaxdl.data import ArrayDataset, batching
-from jaxdl.errors import InputError
+from jaxdl.errors import InputError, NonFiniteError
 from jaxdl.losses import Loss
 from jaxdl.state import TrainState
 from jaxdl.writers import Progress
@@ -30,6 +31,7 @@ class History:
 
     records: list[dict] = dataclasses.field(default_factory=list)
     stopped_at: int | None = None  # the global step where a stop request (SIGTERM) ended training early
+    stop_reason: str | None = None  # why a callback (early stopping) ended training before its last epoch
 
     def __getitem__(self, key: str) -> list:
         return [record.get(key) for record in self.records]
@@ -75,7 +77,7 @@ class Evaluator:
         state = parallel.local(state)  # a multi-host run's state: every process evaluates its own copy
         members = ensemble.size(state)
         eval_step = self._eval_step(bool(members))
-        totals = _zero_totals(self._loss, state)
+        totals = metrics.zeros(metrics.metric_kind(self._loss, state.model.num_outputs), np.shape(state.step))
         scores, labels, masks = [], [], []
         for batch in batching.eval_batches(data, self._batch_size, transform=self._transform):
             totals, batch_scores = eval_step(state, totals, batch)
@@ -93,9 +95,34 @@ class Evaluator:
         return result
 
 
-def _zero_totals(loss: Loss, state: TrainState) -> dict:
-    # Scalars for one model; one per member (the shape of the step counter) for an ensemble.
-    return metrics.zeros(metrics.metric_kind(loss, state.model.num_outputs), np.shape(state.step))
+def train_totals(loss: Loss, state: TrainState) -> dict:
+    """Empty totals of train steps: scalars for one model, one per member (the step counter's shape) for an ensemble."""
+    return metrics.zeros(metrics.metric_kind(loss, state.model.num_outputs), np.shape(state.step), training=True)
+
+
+class NonFiniteLoss(NonFiniteError):
+    """The training loss became nan or inf; the run stopped without saving those parameters."""
+
+
+def _check_finite(totals: dict, epoch: int) -> None:
+    step = metrics.first_nonfinite_step(totals)
+    if step is None:
+        return
+    member = ""
+    if np.ndim(totals[metrics.NONFINITE]):
+        member = f" in ensemble member {int(np.argmin(totals[metrics.NONFINITE]))}"
+    raise NonFiniteLoss(
+        f"the training loss became non-finite (nan or inf) at step {step} (epoch {epoch}){member}; training stopped, "
+        "and no checkpoint of these parameters was written. Try a lower learning rate, gradient clipping "
+        "(optimizer.grad_clip_norm), or check the inputs for nan/inf"
+    )
+
+
+def _next_stop(epoch: int, step: int, steps_per_epoch: int, every: list[int]) -> int:
+    """The step of the epoch at which the next of several every-N-steps events falls (else its end)."""
+    done = (epoch - 1) * steps_per_epoch + step
+    stops = [((done // n + 1) * n) - (epoch - 1) * steps_per_epoch for n in every if n]
+    return min([steps_per_epoch, *stops])
 
 
 def train(
@@ -112,6 +139,8 @@ def train(
     start: Position | None = None,
     start_totals: dict | None = None,
     checkpoints: Schedule | None = None,
+    callbacks: Sequence[Callback] = (),
+    stop_on_nan: bool = True,
 ) -> tuple[TrainState, History]:
     """Trains for `epochs` passes over the data that `feed` serves.
 
@@ -128,30 +157,51 @@ def train(
       start: where a resumed run continues (default: the first step).
       start_totals: the metric totals of the epoch `start` is in, so far.
       checkpoints: when to save and whether to stop (`checkpoint.Schedule`).
+      callbacks: `jaxdl.callbacks` objects, called every N steps and after
+        every evaluation; they may stop the run or change its state.
+      stop_on_nan: raise `NonFiniteLoss` (naming the step) as soon as the
+        loss is seen to be nan or inf: at the end of each epoch, and before
+        any checkpoint, so that none holds non-finite parameters.
 
     Returns:
       The final state and the per-epoch history (of the epochs run here).
-      `history.stopped_at` is set when a stop request ended training early.
+      `history.stopped_at` is set when a stop request ended training early;
+      `history.stop_reason` says why a callback stopped it.
     """
     if eval_data is not None and evaluator is None:
         evaluator = Evaluator(loss)
     history = History()
     steps_per_epoch = feed.steps_per_epoch
     start = start or Position()
+    every = [c.every_steps for c in callbacks if c.every_steps]
     for epoch in range(start.epoch, epochs + 1):
         begin, compiled_before = time.perf_counter(), parallel.compile_seconds()
-        step, totals = 0, _zero_totals(loss, state)
+        step, totals = 0, train_totals(loss, state)
         if epoch == start.epoch and start.step:
             step, totals = start.step, start_totals
         while step < steps_per_epoch:
-            stop = checkpoints.next_stop(epoch, step) if checkpoints else steps_per_epoch
+            stop = _next_stop(epoch, step, steps_per_epoch, every + ([checkpoints.every_steps] if checkpoints else []))
             interrupt = checkpoints.pause_requested if checkpoints else None
             state, totals, step = feed.run_steps(state, totals, epoch, step, stop, interrupt=interrupt)
-            if step < steps_per_epoch and checkpoints is not None:
-                if checkpoints.at_boundary(state, totals, Position(epoch, step)):
-                    history.stopped_at = (epoch - 1) * steps_per_epoch + step
+            if step == steps_per_epoch:
+                break
+            done = (epoch - 1) * steps_per_epoch + step
+            due = [c for c in callbacks if c.every_steps and done % c.every_steps == 0]
+            if due or checkpoints is not None:
+                fetched = parallel.fetch_totals(totals)  # waits: only at these boundaries
+                if stop_on_nan:
+                    _check_finite(fetched, epoch)
+                control = Control(state)
+                for callback in due:
+                    callback.on_steps(control, done, ensemble.summarise(metrics.compute(fetched)))
+                state = control.state
+                if checkpoints is not None and checkpoints.at_boundary(state, totals, Position(epoch, step)):
+                    history.stopped_at = done
                     return state, history
-        train_metrics = ensemble.summarise(metrics.compute(parallel.fetch_totals(totals)))  # waits for the epoch
+        fetched = parallel.fetch_totals(totals)  # waits for the epoch
+        if stop_on_nan:
+            _check_finite(fetched, epoch)
+        train_metrics = ensemble.summarise(metrics.compute(fetched))
         seconds = time.perf_counter() - begin
         compiling = parallel.compile_seconds() - compiled_before
         record = {
@@ -163,19 +213,31 @@ def train(
             "train_seconds": max(seconds - compiling, 0.0),  # training time excluding compiles
             "steps_per_second": steps_per_epoch / max(seconds - compiling, 1e-9),
         }
+        control = Control(state)
         if eval_data is not None and (epoch % eval_every_epochs == 0 or epoch == epochs):
             record.update({f"eval_{k}": v for k, v in ensemble.summarise(evaluator(state, eval_data)).items()})
+            for callback in callbacks:
+                callback.on_eval(control, record)
         history.records.append(record)
         if progress is not None:
             progress.epoch(record)
+            if control.stop:
+                progress.message(control.reason)
         if on_epoch is not None:
             on_epoch(record)
+        last = epoch == epochs or control.stop
         if checkpoints is not None:
-            at_end = Position(epoch + 1, 0)
-            if checkpoints.at_boundary(state, _zero_totals(loss, state), at_end, record=record, last=epoch == epochs):
+            # Saved before a callback's change takes effect: the checkpoint is the state training reached.
+            at_end = Position(epochs + 1, 0) if control.stop else Position(epoch + 1, 0)
+            if checkpoints.at_boundary(state, train_totals(loss, state), at_end, record=record, last=last):
                 if epoch < epochs:
                     history.stopped_at = epoch * steps_per_epoch
+                    state = control.state
                     return state, history
+        state = control.state
+        if control.stop:
+            history.stop_reason = control.reason
+            break
     return state, history
 
 

@@ -30,18 +30,37 @@ def metric_kind(loss: Loss, num_outputs: int) -> str:
     return "binary" if is_binary(loss, num_outputs) else loss.kind
 
 
-def zeros(kind: str, shape: tuple[int, ...] = ()) -> dict[str, np.ndarray]:
+# A train step's totals also carry the first step (counting from 1) whose loss was not
+# finite, or NO_STEP; merged by minimum, not by sum.
+NONFINITE = "nonfinite_step"
+NO_STEP = 2**31 - 1
+
+
+def zeros(kind: str, shape: tuple[int, ...] = (), *, training: bool = False) -> dict[str, np.ndarray]:
     """Empty totals of a metric kind, as host arrays: scalars, or `shape` (K,) for an ensemble of K.
+
+    `training`: the totals a train step returns, with `NONFINITE`.
 
     Host numpy zeros, not jnp.zeros: passing them to a compiled step costs a
     copy, where creating device zeros would run op-by-op computations.
     """
-    return {name: np.zeros(shape, np.float32) for name in TOTALS[kind]}
+    totals = {name: np.zeros(shape, np.float32) for name in TOTALS[kind]}
+    if training:
+        totals[NONFINITE] = np.full(shape, NO_STEP, np.int32)
+    return totals
 
 
 def merge(a: dict, b: dict) -> dict:
-    """Adds two sets of totals."""
-    return jax.tree.map(jnp.add, a, b)
+    """Adds two sets of totals (the first non-finite step: the earlier of the two)."""
+    return {k: (jnp.minimum if k == NONFINITE else jnp.add)(a[k], b[k]) for k in a}
+
+
+def first_nonfinite_step(totals: dict) -> int | None:
+    """The first step whose loss was not finite, from totals fetched to the host; None if there was none."""
+    if NONFINITE not in totals:
+        return None
+    step = int(np.min(totals[NONFINITE]))
+    return None if step >= NO_STEP - 1 else step
 
 
 def predictions(loss: Loss, logits: jax.Array) -> tuple[jax.Array, jax.Array | None]:
@@ -103,7 +122,7 @@ def compute(totals: dict) -> dict:
     scikit-learn's `zero_division=0`. Scalar totals give floats; an
     ensemble's totals (one per member) give one figure per member, as arrays.
     """
-    t = {k: np.asarray(v, np.float64) for k, v in totals.items()}
+    t = {k: np.asarray(v, np.float64) for k, v in totals.items() if k != NONFINITE}
     count = np.maximum(t["count"], 1.0)
     out = {"loss": t["loss_sum"] / count}
     if "correct" in t:

@@ -11,16 +11,17 @@ import time
 
 import flax.serialization
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
 
 from jaxdl import __version__, checkpoint, data, ensemble, feed, losses, models, optim, parallel, state as state_lib
-from jaxdl import metrics as metrics_lib, workdir as workdir_lib
+from jaxdl import callbacks as callbacks_lib, model_summary, workdir as workdir_lib
 from jaxdl.errors import InputError
-from jaxdl.loop import Evaluator, train
+from jaxdl.loop import Evaluator, train, train_totals
 from jaxdl.privacy import Privacy
-from jaxdl.writers import JsonLinesWriter, Progress, write_bytes, write_json
+from jaxdl.writers import JsonLinesWriter, PlotWriter, Progress, TensorBoardWriter, write_bytes, write_json
 
 SELECT_METRICS = ("auto", "loss", "accuracy", "auc", "precision", "recall", "mae")
 
@@ -38,21 +39,24 @@ class Setup:
     strategy_note: str = ""
     privacy: Privacy | None = None
     hyperparams: dict = dataclasses.field(default_factory=dict)  # per-member values, see ensemble.set_hyperparams
+    step_options: dict = dataclasses.field(default_factory=dict)  # accumulate, compute_dtype: see step.make_train_step
+    learning_rate: object = None  # the schedule (or constant), for logging
 
 
 def initial_state(
     model, tx: optax.GradientTransformation, *, seed: int, input_shape: tuple[int, ...],
-    strategy: parallel.Strategy = parallel.SINGLE, hyperparams: dict | None = None,
+    strategy: parallel.Strategy = parallel.SINGLE, hyperparams: dict | None = None, ema_decay: float = 0.0,
 ) -> state_lib.TrainState:
     """The state a run starts from, placed for its strategy: one model, or an ensemble of `strategy.members`."""
     if strategy.members:
         state = ensemble.create(
-            model, tx, seed=seed, size=strategy.members, input_shape=input_shape, init=parallel.compiled_init
+            model, tx, seed=seed, size=strategy.members, input_shape=input_shape, init=parallel.compiled_init,
+            ema_decay=ema_decay,
         )
         if hyperparams:
             state = ensemble.set_hyperparams(state, **hyperparams)
     else:
-        state = parallel.create_state(model, tx, rng=jax.random.PRNGKey(seed), input_shape=input_shape)
+        state = parallel.create_state(model, tx, rng=jax.random.PRNGKey(seed), input_shape=input_shape, ema_decay=ema_decay)
     return parallel.place_state(strategy, state)
 
 
@@ -166,12 +170,36 @@ def setup(cfg: ml_collections.ConfigDict) -> Setup:
     hyperparams = member_hyperparams(
         cfg.optimizer.to_dict(), size, learning_rate=cfg.ensemble.learning_rate, weight_decay=cfg.ensemble.weight_decay
     )
-    tx = optim.build(cfg.optimizer.to_dict(), total_steps=steps * epochs, per_member=bool(hyperparams))
+    step_options = _step_options(cfg, privacy)
+    scalable = bool(cfg.callbacks.reduce_lr_patience)
+    tx = optim.build(cfg.optimizer.to_dict(), total_steps=steps * epochs, per_member=bool(hyperparams), scalable=scalable)
+    callbacks_lib.from_config(cfg.callbacks)  # checks the callback settings now, before anything compiles
     strategy, note = parallel.choose(cfg.parallel, batch_size=cfg.train.batch_size, members=size, fsdp=cfg.mesh.fsdp)
     return Setup(
         splits=splits, loss=loss, model=model, tx=tx, steps_per_epoch=steps, strategy=strategy, strategy_note=note,
-        privacy=privacy, hyperparams=hyperparams,
+        privacy=privacy, hyperparams=hyperparams, step_options=step_options,
+        learning_rate=optim.learning_rate_schedule({**optim.DEFAULTS, **cfg.optimizer.to_dict()}, total_steps=steps * epochs),
     )
+
+
+def _step_options(cfg: ml_collections.ConfigDict, privacy) -> dict:
+    """The train step's options from the config: gradient accumulation and compute precision."""
+    accumulate = _check_int(cfg.train.grad_accum_steps, "train.grad_accum_steps", 1)
+    if cfg.train.batch_size % accumulate:
+        raise InputError(
+            f"train.grad_accum_steps={accumulate} does not divide train.batch_size={cfg.train.batch_size}; "
+            "each micro-batch has batch_size / grad_accum_steps examples"
+        )
+    if accumulate > 1 and privacy is not None:
+        raise InputError("train.grad_accum_steps > 1 with DP-SGD (privacy.clip_norm) is not supported; use one of them")
+    precisions = {"float32": None, "bfloat16": jnp.bfloat16}
+    if cfg.train.precision not in precisions:
+        raise InputError(f"train.precision={cfg.train.precision!r}: expected one of: {', '.join(precisions)}")
+    decay = cfg.train.ema_decay
+    if isinstance(decay, bool) or not isinstance(decay, (int, float)) or not 0 <= decay < 1:
+        raise InputError(f"train.ema_decay={decay!r}: expected a number in [0, 1)")
+    _check_bool(cfg.train.stop_on_nan, "train.stop_on_nan")
+    return {"accumulate": accumulate, "compute_dtype": precisions[cfg.train.precision]}
 
 
 def _writes_files() -> bool:
@@ -209,7 +237,8 @@ def make_checkpointer(cfg: ml_collections.ConfigDict, workdir: str, loss: losses
 
 
 def train_and_evaluate(
-    cfg: ml_collections.ConfigDict, workdir: str, *, quiet: bool = False, overwrite: bool = False, force: bool = False
+    cfg: ml_collections.ConfigDict, workdir: str, *, quiet: bool = False, overwrite: bool = False, force: bool = False,
+    experiment: str | None = None, command: list[str] | None = None,
 ) -> dict:
     """Trains the model a config describes, evaluates it on the test split, and writes the workdir.
 
@@ -227,6 +256,10 @@ def train_and_evaluate(
     differs in a result-changing key is refused unless `force`. On SIGTERM
     the run saves a checkpoint at its current step and returns
     `{"stopped_at": step, ...}` without a summary.
+
+    `experiment`: the config file the run came from, for the manifest (its
+    git commit); `command`: the command line, for the manifest (default: sys.argv). With `logging.tensorboard`, TensorBoard event files go to
+    `tensorboard/`; with `logging.plots`, learning curves to `plots/`.
 
     Returns:
       The summary.
@@ -247,7 +280,7 @@ def train_and_evaluate(
     if cfg.compile_cache != "off":
         auto = cfg.compile_cache == "auto"
         parallel.enable_compilation_cache(parallel.default_compilation_cache_dir() if auto else cfg.compile_cache)
-    run_manifest = checkpoint.manifest(cfg.seed)
+    run_manifest = checkpoint.manifest(cfg.seed, experiment=experiment, command=command)
     if writes:
         os.makedirs(workdir, exist_ok=True)
         if not resume:
@@ -261,12 +294,14 @@ def train_and_evaluate(
     info = run.splits.info
     strategy = run.strategy
     initial = initial_state(
-        run.model, run.tx, seed=cfg.seed, input_shape=info.feature_shape, strategy=strategy, hyperparams=run.hyperparams
+        run.model, run.tx, seed=cfg.seed, input_shape=info.feature_shape, strategy=strategy, hyperparams=run.hyperparams,
+        ema_decay=cfg.train.ema_decay,
     )
+    progress.message(model_summary.summarize(run.model, info.feature_shape).table())
     checkpointer = make_checkpointer(cfg, workdir, run.loss) if cfg.checkpoint.enabled else None
     position, start_totals = checkpoint.Position(), None
     if resume and checkpointer is not None:
-        zeros = metrics_lib.zeros(metrics_lib.metric_kind(run.loss, run.model.num_outputs), np.shape(initial.step))
+        zeros = train_totals(run.loss, initial)
         restored = checkpointer.restore_latest(initial, zeros)
         if restored is None:
             progress.message("no intact checkpoint to resume from: starting from the first step")
@@ -299,6 +334,7 @@ def train_and_evaluate(
         device_max_bytes=cfg.data.device_max_mb << 20, transform=splits.transform, workers=cfg.data.workers,
         shard_index=shard_index, shard_count=shard_count, epochs=cfg.train.epochs,
         steps_per_call=cfg.train.steps_per_call, model=run.model, strategy=strategy, privacy=run.privacy,
+        step_options=run.step_options,
     )
     evaluator = Evaluator(run.loss, batch_size=cfg.train.eval_batch_size, transform=splits.transform)
     eval_split = "validation" if splits.validation is not None else "test"
@@ -310,7 +346,22 @@ def train_and_evaluate(
         progress.message(run.strategy_note)
     writer = JsonLinesWriter(os.path.join(workdir, "metrics.jsonl")) if writes else None
 
+    tensorboard = TensorBoardWriter(os.path.join(workdir, "tensorboard")) if writes and cfg.logging.tensorboard else None
+    plotter = PlotWriter(workdir) if writes and cfg.logging.plots else None
+    examples_per_step = cfg.train.batch_size * max(strategy.members, 1)
+
     def log(record: dict) -> None:
+        if tensorboard is not None:
+            step = record["step"]
+            train_part = {k[len("train_"):]: v for k, v in record.items() if k.startswith("train_") and k != "train_seconds"}
+            tensorboard.scalars(step, train_part, prefix="train")
+            tensorboard.scalars(step, {k[len("eval_"):]: v for k, v in record.items() if k.startswith("eval_")}, prefix=eval_split)
+            rate = run.learning_rate(step) if callable(run.learning_rate) else run.learning_rate
+            tensorboard.scalars(step, {"learning_rate": float(rate) * record.get("lr_scale", 1.0)}, prefix="optimizer")
+            tensorboard.scalars(step, {
+                "steps_per_second": record["steps_per_second"], "examples_per_second": record["steps_per_second"] * examples_per_step,
+                "compile_seconds": record["compile_seconds"], "epoch_seconds": record["epoch_seconds"],
+            }, prefix="timing")
         if writer is None:
             return
         common = {"epoch": record["epoch"], "step": record["step"]}
@@ -320,6 +371,8 @@ def train_and_evaluate(
         eval_part = {k[len("eval_"):]: v for k, v in record.items() if k.startswith("eval_")}
         if eval_part:
             writer.write({"type": "eval", "split": eval_split, **common, **eval_part})
+            if plotter is not None:
+                plotter.request()  # redrawn in the background, at most every few seconds
 
     train_start = time.perf_counter()
     eval_data = splits.validation if splits.validation is not None else splits.test
@@ -346,6 +399,8 @@ def train_and_evaluate(
                 start=position,
                 start_totals=start_totals,
                 checkpoints=schedule,
+                callbacks=callbacks_lib.from_config(cfg.callbacks),
+                stop_on_nan=cfg.train.stop_on_nan,
             )
         if history.stopped_at is not None:
             progress.message(f"stopped at step {history.stopped_at} on request; its checkpoint is saved")
@@ -363,6 +418,10 @@ def train_and_evaluate(
     finally:
         if writer is not None:
             writer.close()
+        if tensorboard is not None:
+            tensorboard.close()
+        if plotter is not None:
+            plotter.close()  # the final curves, drawn now
         if checkpointer is not None:
             checkpointer.close()  # waits for a save under way, even on an error
 
@@ -371,6 +430,8 @@ def train_and_evaluate(
         **{k: v for k, v in last.items() if k.startswith(("eval_", "train_")) and k != "train_seconds"},
         "steps": int(np.max(final.step)),
         "epochs": cfg.train.epochs,
+        "epochs_run": last["epoch"],
+        "stop_reason": history.stop_reason,
         "wall_seconds": time.perf_counter() - start,
         "compile_seconds": parallel.compile_seconds() - compiled_before,
         # From the start of the run (data, checks, initialisation) to the end of the first

@@ -28,6 +28,9 @@ class TrainState(struct.PyTreeNode):
       tx: the optax optimizer (static).
       input_shape: the shape of one input example (static), checked by
         `evaluate` and `predict`.
+      ema_params: an exponential moving average of the parameters, which
+        evaluation and prediction use; None when `ema_decay` is 0.
+      ema_decay: the average's decay per step (static).
     """
 
     step: jax.Array
@@ -38,20 +41,25 @@ class TrainState(struct.PyTreeNode):
     model: nn.Module = struct.field(pytree_node=False)
     tx: optax.GradientTransformation = struct.field(pytree_node=False)
     input_shape: tuple[int, ...] = struct.field(pytree_node=False)
+    ema_params: Any = None
+    ema_decay: float = struct.field(pytree_node=False, default=0.0)
 
     def apply_gradients(self, grads: Any, model_state: dict) -> "TrainState":
-        """One optimizer update: the new state after applying `grads`."""
+        """One optimizer update: the new state after applying `grads` (and the average, if kept)."""
         updates, opt_state = self.tx.update(grads, self.opt_state, self.params)
+        params = optax.apply_updates(self.params, updates)
+        ema_params = self.ema_params
+        if ema_params is not None:
+            decay = self.ema_decay
+            ema_params = jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, ema_params, params)
         return self.replace(
-            step=self.step + 1,
-            params=optax.apply_updates(self.params, updates),
-            opt_state=opt_state,
-            model_state=model_state,
+            step=self.step + 1, params=params, opt_state=opt_state, model_state=model_state, ema_params=ema_params,
         )
 
     def variables(self) -> dict:
-        """The model's variables as `model.apply` takes them."""
-        return {"params": self.params, **self.model_state}
+        """The model's variables for evaluation and prediction (the averaged parameters, when kept)."""
+        params = self.params if self.ema_params is None else self.ema_params
+        return {"params": params, **self.model_state}
 
 
 def init_variables(model: nn.Module, rng: jax.Array, input_shape: tuple[int, ...]) -> dict:
@@ -66,6 +74,7 @@ def create(
     rng: jax.Array,
     input_shape: tuple[int, ...],
     init: Callable[[nn.Module, jax.Array, tuple[int, ...]], dict] = init_variables,
+    ema_decay: float = 0.0,
 ) -> TrainState:
     """Initialises a model and its optimizer.
 
@@ -77,6 +86,8 @@ def create(
       input_shape: the shape of one example, without the batch axis.
       init: computes the initial variables; `parallel.create_state` passes a
         compiled `init_variables`.
+      ema_decay: > 0: keep an exponential moving average of the parameters
+        (starting from the initial ones) for evaluation.
     """
     input_shape = tuple(input_shape)
     init_rng, run_rng = jax.random.split(rng)
@@ -91,6 +102,8 @@ def create(
         model=model,
         tx=tx,
         input_shape=input_shape,
+        ema_params=jax.tree.map(jnp.copy, params) if ema_decay else None,
+        ema_decay=float(ema_decay),
     )
 
 

@@ -18,7 +18,12 @@ Batch = dict[str, jax.Array]
 
 
 def make_train_step(
-    loss: Loss, *, axis_name: str | None = None, privacy: privacy_lib.Privacy | None = None
+    loss: Loss,
+    *,
+    axis_name: str | None = None,
+    privacy: privacy_lib.Privacy | None = None,
+    accumulate: int = 1,
+    compute_dtype=None,
 ) -> Callable[[TrainState, Batch], tuple[TrainState, dict]]:
     """Builds the pure training step for `loss`.
 
@@ -28,9 +33,17 @@ def make_train_step(
         shard_map), gradients and metric totals are summed across it.
       privacy: DP-SGD: clip each example's gradient and add noise (see
         `jaxdl.privacy`). Needs a model without mutable state.
+      accumulate: split each batch into this many micro-batches, run them one
+        after another and apply the summed gradient once: the update of the
+        whole batch, with the memory of a micro-batch.
+      compute_dtype: e.g. jnp.bfloat16: run the model in this precision
+        (parameters and inputs cast on the way in, logits cast back to
+        float32); parameters, gradients and the update stay float32.
 
     Returns:
       train_step(state, batch) -> (new state, metric totals of the batch).
+      The totals include `metrics.NONFINITE`: the step's number (counting
+      from 1) when its loss is not finite.
     """
 
     def train_step(state: TrainState, batch: Batch) -> tuple[TrainState, dict]:
@@ -40,49 +53,80 @@ def make_train_step(
             grads, logits, per_example = _private_gradient(state, batch, loss, head, rng, privacy, axis_name)
             model_state = state.model_state
         else:
-            grads, logits, per_example, model_state = _gradient(state, batch, loss, head, rng, axis_name)
+            real = jnp.sum(batch["mask"].astype(jnp.float32))
+            real = real if axis_name is None else jax.lax.psum(real, axis_name)
+            if accumulate > 1:
+                grads, logits, per_example, model_state = _accumulated_gradient(
+                    state, batch, loss, head, rng, real, accumulate, compute_dtype
+                )
+            else:
+                grads, logits, per_example, model_state = _gradient(
+                    state, state.model_state, batch, loss, head, rng, real, compute_dtype
+                )
+            if axis_name is not None:
+                grads = jax.lax.psum(grads, axis_name)
+                model_state = jax.lax.pmean(model_state, axis_name)  # e.g. batch statistics: the same on every device
         totals = metrics.batch_totals(loss, logits, head(logits), batch["y"], batch["mask"], per_example)
+        totals[metrics.NONFINITE] = jnp.where(
+            jnp.isfinite(totals["loss_sum"]), metrics.NO_STEP, state.step + 1
+        ).astype(jnp.int32)
         if axis_name is not None:
-            totals = jax.lax.psum(totals, axis_name)
+            totals = {k: (jax.lax.pmin if k == metrics.NONFINITE else jax.lax.psum)(v, axis_name) for k, v in totals.items()}
         return state.apply_gradients(grads, model_state), totals
 
     return train_step
 
 
-def _gradient(state: TrainState, batch: Batch, loss: Loss, head, rng, axis_name: str | None):
-    """The gradient of the batch's mean loss over its real rows, and what the metrics need.
+def _gradient(state: TrainState, model_state: dict, batch: Batch, loss: Loss, head, rng, real, compute_dtype):
+    """The gradient of the batch's loss sum over its real rows divided by `real`, and what the metrics need.
 
-    Under a named axis each device holds part of the batch: its loss is the
-    sum over its real rows divided by the real rows of the whole batch, and
-    the devices' gradients are summed. (Averaging the devices' own means
-    would weigh rows unequally when padding leaves devices with different
-    numbers of real rows.)
+    `real` counts the real rows of the whole global batch: under a named axis
+    each device holds part of it, and the devices' gradients are then summed.
+    (Averaging the devices' own means would weigh rows unequally when padding
+    leaves devices with different numbers of real rows.) With micro-batches,
+    each is one call, and their gradients are summed likewise.
     """
-    mutable = list(state.model_state) or False
-    real = jnp.sum(batch["mask"].astype(jnp.float32))
-    real = real if axis_name is None else jax.lax.psum(real, axis_name)
+    mutable = list(model_state) or False
+    x = batch["x"] if compute_dtype is None else batch["x"].astype(compute_dtype)
 
     def objective(params):
+        if compute_dtype is not None:
+            params = jax.tree.map(lambda p: p.astype(compute_dtype), params)
         result = state.model.apply(
-            {"params": params, **state.model_state},
-            batch["x"],
-            train=True,
-            logits=True,
-            rngs={"dropout": rng},
-            mutable=mutable,
+            {"params": params, **model_state}, x, train=True, logits=True, rngs={"dropout": rng}, mutable=mutable,
         )
-        logits, model_state = result if mutable else (result, state.model_state)
+        logits, new_model_state = result if mutable else (result, model_state)
+        logits = logits.astype(jnp.float32)
         per_example = loss.per_example(logits, batch["y"], head)
         mean = jnp.sum(per_example * batch["mask"].astype(per_example.dtype)) / jnp.maximum(real, 1.0)
-        return mean, (logits, per_example, model_state)
+        return mean, (logits, per_example, new_model_state)
 
     # Backpropagation: the gradient of the mean loss with respect to every
     # weight and bias, in one reverse pass through the network.
     (_, (logits, per_example, model_state)), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
-    if axis_name is not None:
-        grads = jax.lax.psum(grads, axis_name)
-        model_state = jax.lax.pmean(model_state, axis_name)  # e.g. batch statistics: the same on every device
     return grads, logits, per_example, model_state
+
+
+def _accumulated_gradient(state: TrainState, batch: Batch, loss: Loss, head, rng, real, count: int, compute_dtype):
+    """`_gradient` over `count` micro-batches in a `lax.scan`, the gradients summed: the whole batch's gradient."""
+    size = batch["x"].shape[0]
+    if size % count:
+        raise ValueError(f"a batch of {size} does not split into {count} micro-batches")
+    micro = jax.tree.map(lambda a: a.reshape(count, size // count, *a.shape[1:]), batch)
+
+    def body(carry, inputs):
+        grads, model_state = carry
+        index, micro_batch = inputs
+        g, logits, per_example, model_state = _gradient(
+            state, model_state, micro_batch, loss, head, jax.random.fold_in(rng, index), real, compute_dtype
+        )
+        return (jax.tree.map(jnp.add, grads, g), model_state), (logits, per_example)
+
+    zeros = jax.tree.map(jnp.zeros_like, state.params)
+    (grads, model_state), (logits, per_example) = jax.lax.scan(
+        body, (zeros, state.model_state), (jnp.arange(count), micro)
+    )
+    return grads, logits.reshape(size, *logits.shape[2:]), per_example.reshape(size), model_state
 
 
 def example_loss_fn(state: TrainState, loss: Loss) -> Callable:

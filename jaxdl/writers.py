@@ -10,6 +10,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 from typing import IO
 
 
@@ -119,3 +120,70 @@ class Progress:
         if not self._quiet:
             self._stream.write(("\r\033[K" if self._live else "") + text + "\n")
             self._stream.flush()
+
+
+class TensorBoardWriter:
+    """TensorBoard event files through tensorboardX (no TensorFlow), in `logdir`.
+
+    Each epoch's record becomes scalars at its global step: `train/<figure>`,
+    `<split>/<figure>` for evaluations, and `timing/...` (steps/s,
+    examples/s, compile seconds, epoch seconds), plus `learning_rate`. An
+    ensemble's per-member figures go to `<group>/<figure>/member_<k>`.
+    tensorboardX queues events and writes them from its own thread, so
+    logging costs the loop no device sync and no disk wait.
+    """
+
+    def __init__(self, logdir: str):
+        from tensorboardX import SummaryWriter  # imported here: only runs that write events need it
+
+        self._writer = SummaryWriter(logdir=logdir, flush_secs=10)
+
+    def scalars(self, step: int, values: dict, *, prefix: str) -> None:
+        for name, value in values.items():
+            if isinstance(value, list):
+                for member, member_value in enumerate(value):
+                    if member_value is not None and math.isfinite(member_value):
+                        self._writer.add_scalar(f"{prefix}/{name[:-len('_members')]}/member_{member}", member_value, step)
+            elif isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+                self._writer.add_scalar(f"{prefix}/{name}", value, step)
+
+    def flush(self) -> None:
+        self._writer.flush()
+
+    def close(self) -> None:
+        self._writer.close()
+
+
+class PlotWriter:
+    """Redraws a run's learning curves (`jaxdl.plots`) in a background thread: off the training loop.
+
+    `request()` after an evaluation starts a redraw unless one is under way
+    or the last began less than `min_seconds` ago; `close()` draws the final
+    curves and waits for them.
+    """
+
+    def __init__(self, workdir: str, *, min_seconds: float = 5.0):
+        import concurrent.futures
+
+        self._workdir = workdir
+        self._min_seconds = min_seconds
+        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="jaxdl-plots")
+        self._pending = None
+        self._last = -math.inf
+
+    def _draw(self) -> None:
+        from jaxdl import plots
+
+        plots.write_run_plots(self._workdir)
+
+    def request(self) -> None:
+        now = time.monotonic()
+        if (self._pending is None or self._pending.done()) and now - self._last >= self._min_seconds:
+            self._last = now
+            self._pending = self._pool.submit(self._draw)
+
+    def close(self) -> None:
+        if self._pending is not None:
+            self._pending.result()
+        self._pool.submit(self._draw).result()
+        self._pool.shutdown()

@@ -23,7 +23,9 @@ def test_train_writes_the_workdir(tmp_path, capsys):
     assert cli.main(["train", "--workdir", workdir, "--config.train.epochs=3", "--config.train.eval_every_epochs", "2"]) == 0
     out = capsys.readouterr().out
     assert "epoch 3/3" in out and "test accuracy" in out and f"workdir: {workdir}" in out
-    assert sorted(os.listdir(workdir)) == ["checkpoints", "config.json", "manifest.json", "metrics.jsonl", "scaler.json", "summary.json"]
+    assert sorted(os.listdir(workdir)) == [
+        "checkpoints", "config.json", "manifest.json", "metrics.jsonl", "plots", "scaler.json", "summary.json", "tensorboard",
+    ]
     with open(os.path.join(workdir, "config.json")) as f:
         assert json.load(f)["train"]["epochs"] == 3
     with open(os.path.join(workdir, "metrics.jsonl")) as f:

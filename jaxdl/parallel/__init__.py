@@ -23,6 +23,7 @@ from jaxdl.parallel.compiled import (
     to_device,
 )
 from jaxdl.parallel.runtime import (
+    all_finite,
     compile_seconds,
     default_compilation_cache_dir,
     device_summary,
@@ -45,6 +46,7 @@ from jaxdl.parallel.strategy import (
 )
 
 __all__ = [
+    "all_finite",
     "KINDS",
     "SINGLE",
     "Strategy",

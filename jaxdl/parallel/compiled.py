@@ -25,14 +25,15 @@ compiled_init = jax.jit(state_lib.init_variables, static_argnums=(0, 2))
 
 
 def create_state(
-    model: nn.Module, tx: optax.GradientTransformation, *, rng: jax.Array, input_shape: tuple[int, ...]
+    model: nn.Module, tx: optax.GradientTransformation, *, rng: jax.Array, input_shape: tuple[int, ...],
+    ema_decay: float = 0.0,
 ) -> state_lib.TrainState:
     """Initialises a `TrainState`, the model's initialisation compiled as one program.
 
     Run op by op, initialisation compiles each of its dozens of small
     operations separately (about 1.5 s for the tutorial's network on a CPU).
     """
-    return state_lib.create(model, tx, rng=rng, input_shape=input_shape, init=compiled_init)
+    return state_lib.create(model, tx, rng=rng, input_shape=input_shape, init=compiled_init, ema_decay=ema_decay)
 
 
 def _compile(strategy: Strategy, fn: Callable, *, data_axes: tuple, static_argnums: tuple = ()) -> Callable:

@@ -81,6 +81,16 @@ def fingerprint(tree) -> int:
     return total
 
 
+@jax.jit
+def _all_finite(leaves: list) -> jax.Array:
+    return jnp.all(jnp.asarray([jnp.all(jnp.isfinite(leaf)) for leaf in leaves if jnp.issubdtype(leaf.dtype, jnp.inexact)] or [True]))
+
+
+def all_finite(tree) -> bool:
+    """Whether every floating-point array in `tree` holds only finite numbers (one compiled call)."""
+    return bool(_all_finite(jax.tree.leaves(local(tree))))
+
+
 def fetch(tree):
     """Copies a pytree of device arrays to host numpy arrays (waits for them)."""
     return jax.tree.map(np.asarray, jax.device_get(local(tree)))
