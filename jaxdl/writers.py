@@ -8,6 +8,8 @@ import json
 import math
 import os
 import shutil
+import socket
+import struct
 import sys
 import tempfile
 import time
@@ -122,36 +124,100 @@ class Progress:
             self._stream.flush()
 
 
-class TensorBoardWriter:
-    """TensorBoard event files through tensorboardX (no TensorFlow), in `logdir`.
+def _crc32c_table() -> list[int]:
+    table = []
+    for byte in range(256):
+        crc = byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0x82F63B78 if crc & 1 else crc >> 1
+        table.append(crc)
+    return table
 
-    Each epoch's record becomes scalars at its global step: `train/<figure>`,
-    `<split>/<figure>` for evaluations, and `timing/...` (steps/s,
-    examples/s, compile seconds, epoch seconds), plus `learning_rate`. An
+
+_CRC32C = _crc32c_table()
+
+
+def _masked_crc32c(data: bytes) -> int:
+    """TFRecord's checksum: CRC-32C (Castagnoli), rotated and offset."""
+    crc = 0xFFFFFFFF
+    for byte in data:
+        crc = _CRC32C[(crc ^ byte) & 0xFF] ^ (crc >> 8)
+    crc ^= 0xFFFFFFFF
+    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        bits, value = value & 0x7F, value >> 7
+        out.append(bits | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    """A length-delimited protobuf field."""
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+def _event(step: int, wall_time: float, *, scalars=(), file_version: str | None = None) -> bytes:
+    """A TensorBoard `Event` protobuf: wall_time (1), step (2), file_version (3) or summary (5) of scalar values."""
+    out = bytes([0x09]) + struct.pack("<d", wall_time) + bytes([0x10]) + _varint(step)
+    if file_version is not None:
+        out += _field(3, file_version.encode())
+    if scalars:
+        values = b"".join(
+            _field(1, _field(1, tag.encode()) + bytes([0x15]) + struct.pack("<f", value)) for tag, value in scalars
+        )
+        out += _field(5, values)
+    return out
+
+
+class TensorBoardWriter:
+    """TensorBoard event files, written directly: no TensorFlow, no tensorboardX.
+
+    The format is TFRecord framing (length, CRC-32C) around `Event`
+    protobufs holding scalar summaries, which TensorBoard reads. Each epoch's
+    record becomes one event at its global step: `train/<figure>`,
+    `<split>/<figure>` for evaluations, `optimizer/learning_rate` and
+    `timing/...` (steps/s, examples/s, compile and epoch seconds). An
     ensemble's per-member figures go to `<group>/<figure>/member_<k>`.
-    tensorboardX queues events and writes them from its own thread, so
-    logging costs the loop no device sync and no disk wait.
+    Writing is a few hundred bytes per epoch, appended and flushed by the
+    loop's host thread after each epoch: no device sync.
+    (tensorboardX would do the same, but importing it imports PyTorch when
+    that is installed: a second of startup.)
     """
 
     def __init__(self, logdir: str):
-        from tensorboardX import SummaryWriter  # imported here: only runs that write events need it
+        os.makedirs(logdir, exist_ok=True)
+        name = f"events.out.tfevents.{int(time.time())}.{socket.gethostname()}.{os.getpid()}"
+        self.path = os.path.join(logdir, name)
+        self._file = open(self.path, "ab")
+        self._write(_event(0, time.time(), file_version="brain.Event:2"))
 
-        self._writer = SummaryWriter(logdir=logdir, flush_secs=10)
+    def _write(self, event: bytes) -> None:
+        header = struct.pack("<Q", len(event))
+        self._file.write(header + struct.pack("<I", _masked_crc32c(header)) + event + struct.pack("<I", _masked_crc32c(event)))
 
     def scalars(self, step: int, values: dict, *, prefix: str) -> None:
+        """Writes `values` (numbers, or per-member lists) as one event at `step`, tagged `prefix/name`."""
+        entries = []
         for name, value in values.items():
             if isinstance(value, list):
-                for member, member_value in enumerate(value):
-                    if member_value is not None and math.isfinite(member_value):
-                        self._writer.add_scalar(f"{prefix}/{name[:-len('_members')]}/member_{member}", member_value, step)
-            elif isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-                self._writer.add_scalar(f"{prefix}/{name}", value, step)
+                base = name[: -len("_members")] if name.endswith("_members") else name
+                entries += [(f"{prefix}/{base}/member_{member}", v) for member, v in enumerate(value)]
+            elif isinstance(value, (int, float)) and not isinstance(value, bool):
+                entries.append((f"{prefix}/{name}", value))
+        entries = [(tag, float(v)) for tag, v in entries if v is not None and math.isfinite(v)]
+        if entries:
+            self._write(_event(int(step), time.time(), scalars=entries))
+            self._file.flush()
 
     def flush(self) -> None:
-        self._writer.flush()
+        self._file.flush()
 
     def close(self) -> None:
-        self._writer.close()
+        self._file.close()
 
 
 class PlotWriter:
@@ -169,7 +235,7 @@ class PlotWriter:
         self._min_seconds = min_seconds
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="jaxdl-plots")
         self._pending = None
-        self._last = -math.inf
+        self._last = time.monotonic()  # a run shorter than min_seconds draws once, at the end
 
     def _draw(self) -> None:
         from jaxdl import plots

@@ -7,19 +7,33 @@ import struct
 
 import pytest
 from PIL import Image
+from tensorboardX.crc32c import crc32c
 from tensorboardX.proto import event_pb2
 
 from jaxdl import cli
 
 
+def _masked(data: bytes) -> int:
+    crc = crc32c(data)
+    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+
 def read_events(path: str) -> list[tuple[int, str, float]]:
-    """(step, tag, value) of every scalar in a TensorBoard event file (TFRecord framing, parsed by hand)."""
+    """(step, tag, value) of every scalar in a TensorBoard event file, its TFRecord checksums verified.
+
+    The protobufs are parsed by tensorboardX's generated classes and the
+    checksums computed by its CRC-32C: readers independent of jaxdl's writer.
+    """
     data = open(path, "rb").read()
     out, offset = [], 0
     while offset < len(data):
-        (length,) = struct.unpack("<Q", data[offset : offset + 8])
+        header = data[offset : offset + 8]
+        (length,) = struct.unpack("<Q", header)
+        assert struct.unpack("<I", data[offset + 8 : offset + 12])[0] == _masked(header)
+        body = data[offset + 12 : offset + 12 + length]
+        assert struct.unpack("<I", data[offset + 12 + length : offset + 16 + length])[0] == _masked(body)
         event = event_pb2.Event()
-        event.ParseFromString(data[offset + 12 : offset + 12 + length])
+        event.ParseFromString(body)
         offset += 12 + length + 4
         out += [(event.step, value.tag, value.simple_value) for value in event.summary.value]
     return out
