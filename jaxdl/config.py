@@ -80,6 +80,7 @@ def default_config() -> ml_collections.ConfigDict:
     cfg.logging = ml_collections.ConfigDict()
     cfg.logging.tensorboard = True  # event files in WORKDIR/tensorboard
     cfg.logging.plots = True  # learning curves in WORKDIR/plots
+    cfg.logging.every_steps = 0  # > 0: also write the epoch's running train figures to TensorBoard every N steps
 
     cfg.optimizer = ml_collections.ConfigDict(
         {k: config_dict.placeholder(float) if v is None else v for k, v in optim.DEFAULTS.items()}

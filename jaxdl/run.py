@@ -350,6 +350,14 @@ def train_and_evaluate(
     plotter = PlotWriter(workdir) if writes and cfg.logging.plots else None
     examples_per_step = cfg.train.batch_size * max(strategy.members, 1)
 
+    window_logging = []
+    _check_int(cfg.logging.every_steps, "logging.every_steps", 0)
+    if tensorboard is not None and cfg.logging.every_steps:
+        def log_window(state, step: int, figures: dict) -> None:
+            tensorboard.scalars(step, figures, prefix="train_running")  # the epoch's figures so far, at this step
+
+        window_logging.append(callbacks_lib.Hook(log_window, every_steps=cfg.logging.every_steps, at_eval=False))
+
     def log(record: dict) -> None:
         if tensorboard is not None:
             step = record["step"]
@@ -399,7 +407,7 @@ def train_and_evaluate(
                 start=position,
                 start_totals=start_totals,
                 checkpoints=schedule,
-                callbacks=callbacks_lib.from_config(cfg.callbacks),
+                callbacks=callbacks_lib.from_config(cfg.callbacks) + window_logging,
                 stop_on_nan=cfg.train.stop_on_nan,
             )
         if history.stopped_at is not None:

@@ -43,7 +43,11 @@ def read_events(path: str) -> list[tuple[int, str, float]]:
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
     made = {}
-    for name, extra in (("slow", []), ("fast", ["--config.optimizer.learning_rate=0.01"]), ("members", ["--config.ensemble.size=3"])):
+    for name, extra in (
+        ("slow", ["--config.logging.every_steps=20"]),
+        ("fast", ["--config.optimizer.learning_rate=0.01"]),
+        ("members", ["--config.ensemble.size=3"]),
+    ):
         workdir = str(root / name)
         assert cli.main(["train", "--quiet", "--workdir", workdir, "--config.train.epochs=4", *extra]) == 0
         made[name] = workdir
@@ -62,6 +66,8 @@ def test_tensorboard_events_hold_the_runs_scalars(runs):
     assert sorted(losses) == [46, 92, 138, 184]
     for record in records:
         assert losses[record["step"]] == pytest.approx(record["loss"], rel=1e-6)
+    running = sorted(step for step, tag, _ in events if tag == "train_running/loss")
+    assert running == [20, 40, 60, 80, 100, 120, 140, 160, 180]  # every 20 steps, within epochs of 46
     rates = [value for _, tag, value in events if tag == "optimizer/learning_rate"]
     assert len(rates) == 4 and all(rate == pytest.approx(0.001) for rate in rates)
     member_tags = {tag for _, tag, _ in read_events(glob.glob(os.path.join(runs["members"], "tensorboard", "*"))[0])}
@@ -97,7 +103,7 @@ def test_runs_compare_lists_config_differences_and_writes_a_plot(runs, capsys, t
     plot = str(tmp_path / "compare.png")
     assert cli.main(["runs", "compare", runs["slow"], runs["fast"], "--plot", plot]) == 0
     out = capsys.readouterr().out
-    assert "optimizer.learning_rate" in out and "0.001" in out and "0.01" in out
+    assert "optimizer.learning_rate" in out and "0.001" in out and "0.01" in out and "logging.every_steps" in out
     assert "slow" in out and "fast" in out and "eval accuracy" in out
     assert "ensemble.size" not in out  # only the keys that differ between these two
     with Image.open(plot) as image:
