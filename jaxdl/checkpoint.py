@@ -359,7 +359,11 @@ class Schedule:
         return (position.epoch - 1) * self.steps_per_epoch + position.step
 
     def _time_due(self) -> bool:
-        return bool(self.every_seconds) and time.monotonic() - self._last_save >= self.every_seconds
+        # Hosts' clocks differ, and every host must stop at the same boundaries (the saves are
+        # collective): on several hosts, saves fall on step and epoch boundaries only.
+        if not self.every_seconds or jax.process_count() > 1:
+            return False
+        return time.monotonic() - self._last_save >= self.every_seconds
 
     def pause_requested(self) -> bool:
         """Asked by the feed after each call: stop here to save (time is up) or to stop (SIGTERM)."""

@@ -42,7 +42,29 @@ def make_train_step(loss: Loss, strategy: parallel.Strategy, privacy: Privacy | 
     return jax.vmap(train_step) if strategy.members else train_step
 
 
-class HostFeed:
+class _Feed:
+    """What the loop asks of a feed: `run_steps`, and `run_epoch` on top of it."""
+
+    steps_per_epoch: int
+
+    def run_steps(self, state, totals, epoch: int, start: int = 0, stop: int | None = None, interrupt=None):
+        """Trains steps `start` to `stop` (default: the end) of `epoch`, adding to `totals`.
+
+        `interrupt()` is asked after every compiled call; when it says True the
+        feed stops there.
+
+        Returns:
+          (state, totals, the step of the epoch reached).
+        """
+        raise NotImplementedError
+
+    def run_epoch(self, state, totals, epoch: int):
+        """Trains one epoch; returns the new state and the summed metric totals."""
+        state, totals, _ = self.run_steps(state, totals, epoch)
+        return state, totals
+
+
+class HostFeed(_Feed):
     """Batches from a `HostPipeline`, one compiled step call per batch."""
 
     kind = "host"
@@ -75,20 +97,8 @@ class HostFeed:
             return batches[0]
         return {key: np.stack([batch[key] for batch in batches]) for key in batches[0]}  # (members, batch, ...)
 
-    def run_epoch(self, state, totals, epoch: int):
-        """Trains one epoch; returns the new state and the summed metric totals."""
-        state, totals, _ = self.run_steps(state, totals, epoch)
-        return state, totals
-
     def run_steps(self, state, totals, epoch: int, start: int = 0, stop: int | None = None, interrupt=None):
-        """Trains steps `start` to `stop` (default: the end) of `epoch`, adding to `totals`.
-
-        `interrupt()` is asked after every compiled call; when it says True the
-        feed stops there.
-
-        Returns:
-          (state, totals, the step of the epoch reached).
-        """
+        """See `_Feed.run_steps`."""
         stop = self.steps_per_epoch if stop is None else stop
         # One iterator for the run, so that worker processes start once.
         position = {"epoch": epoch, "step": start}
@@ -112,7 +122,7 @@ class HostFeed:
         return state, totals, step
 
 
-class ResidentFeed:
+class ResidentFeed(_Feed):
     """A split held on the device, its batches gathered there by a plan computed there."""
 
     kind = "device"
@@ -166,20 +176,8 @@ class ResidentFeed:
         self._steps = parallel.compile_resident_train_steps(train_step, strategy)
         self._epoch = parallel.compile_resident_epoch(train_step, epoch_plan, strategy)
 
-    def run_epoch(self, state, totals, epoch: int):
-        """Trains one epoch in calls of `steps_per_call` steps; returns the new state and summed totals."""
-        state, totals, _ = self.run_steps(state, totals, epoch)
-        return state, totals
-
     def run_steps(self, state, totals, epoch: int, start: int = 0, stop: int | None = None, interrupt=None):
-        """Trains steps `start` to `stop` (default: the end) of `epoch`, adding to `totals`.
-
-        `interrupt()` is asked after every compiled call; when it says True the
-        feed stops there.
-
-        Returns:
-          (state, totals, the step of the epoch reached).
-        """
+        """See `_Feed.run_steps`."""
         stop = self.steps_per_epoch if stop is None else stop
         totals = parallel.place_state(self.strategy, totals)
         whole_epoch = start == 0 and stop == self.steps_per_epoch
