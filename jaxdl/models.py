@@ -67,7 +67,8 @@ class CNN(nn.Module):
     """A small convolutional network: convolution + activation + 2x2 max-pooling blocks, then dense layers.
 
     Inputs are images (N, height, width, channels); (N, height, width) gets one
-    channel.
+    channel; flat rows (N, features) are reshaped to `image_shape` (for
+    datasets stored as vectors, such as the 8x8 `digits`).
 
     Attributes:
       conv_features: output channels of each convolution block, e.g. (32, 64).
@@ -75,6 +76,8 @@ class CNN(nn.Module):
       hidden: widths of the dense layers after the convolutions.
       activation: the activation of every convolution and hidden layer.
       num_outputs, output_activation, dropout_rate: as for `MLP`.
+      image_shape: (height, width, channels) of flat input rows; () for
+        inputs that are images already.
     """
 
     conv_features: Sequence[int] = (32, 64)
@@ -84,10 +87,13 @@ class CNN(nn.Module):
     num_outputs: int = 10
     output_activation: str = "softmax"
     dropout_rate: float = 0.0
+    image_shape: Sequence[int] = ()
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool = False, logits: bool = False) -> jax.Array:
         act = activations.get(self.activation)
+        if x.ndim == 2 and self.image_shape:
+            x = x.reshape((x.shape[0], *self.image_shape))
         if x.ndim == 3:
             x = x[..., None]
         for i, features in enumerate(self.conv_features):
@@ -163,6 +169,7 @@ def build(model_config, *, num_outputs: int, output_activation: str) -> nn.Modul
             num_outputs=num_outputs,
             output_activation=output_activation,
             dropout_rate=float(model_config.dropout),
+            image_shape=tuple(model_config.image_shape),
         )
     model = MLP(
         hidden=tuple(model_config.hidden),

@@ -319,8 +319,8 @@ def train_and_evaluate(
     members = f"an ensemble of {strategy.members} " if strategy.members else ""
     progress.message(
         f"{info.name}: {len(run.splits.train)} train / {len(run.splits.test)} test examples, "
-        f"{info.feature_shape[0]} features; {members}MLP "
-        f"{'-'.join(map(str, (*info.feature_shape, *run.model.hidden, run.model.num_outputs)))} "
+        f"{info.feature_shape[0]} features; {members}{type(run.model).__name__} "
+        f"{'-'.join(map(str, (*info.feature_shape, *getattr(run.model, 'conv_features', ()), *run.model.hidden, run.model.num_outputs)))} "
         f"({state_lib.param_count(run_params(initial)):,} parameters{' each' if members else ''}); "
         f"{cfg.optimizer.name}, {run.loss.name}, "
         f"{cfg.train.epochs} epochs of {run.steps_per_epoch} steps at batch size {cfg.train.batch_size}"
