@@ -217,3 +217,19 @@ def test_digits_cnn_reaches_its_target(tmp_path, capsys):
     summary = json.load(open(os.path.join(workdir, "summary.json")))
     assert summary["eval_accuracy"] >= 0.97 and summary["test_examples"] == 359
     assert "CNN 64-32-64-128-10 (" in capsys.readouterr().out
+
+
+def test_neuron_walkthrough_prints_library_values_that_match_the_hand_written_ones(capsys):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("neuron_walkthrough", os.path.join(EXPERIMENTS, "neuron_walkthrough.py"))
+    walkthrough = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(walkthrough)
+    assert walkthrough.main() == 0  # asserts each library value equals its hand-written counterpart
+    out = capsys.readouterr().out
+    for heading in ("1. One neuron", "2. A layer of three neurons", "3. Layers feed forward", "4. One backpropagation step"):
+        assert heading in out
+    results = walkthrough.walk(show=lambda *_: None)
+    assert results["neuron"][0] == pytest.approx(-1.14, abs=1e-5)  # 0.5*0.4 - 1.2*0.7 + 3*(-0.2) + 0.1
+    assert results["softmax"][0].sum() == pytest.approx(1.0, abs=1e-6)
+    assert results["loss_after"] < results["loss"][1]
