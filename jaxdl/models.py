@@ -78,6 +78,9 @@ class CNN(nn.Module):
       num_outputs, output_activation, dropout_rate: as for `MLP`.
       image_shape: (height, width, channels) of flat input rows; () for
         inputs that are images already.
+      batch_norm: batch normalisation after each convolution (its running
+        statistics are the `batch_stats` collection: the state's
+        model_state; evaluation uses them).
     """
 
     conv_features: Sequence[int] = (32, 64)
@@ -88,6 +91,7 @@ class CNN(nn.Module):
     output_activation: str = "softmax"
     dropout_rate: float = 0.0
     image_shape: Sequence[int] = ()
+    batch_norm: bool = False
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool = False, logits: bool = False) -> jax.Array:
@@ -97,7 +101,9 @@ class CNN(nn.Module):
         if x.ndim == 3:
             x = x[..., None]
         for i, features in enumerate(self.conv_features):
-            x = nn.Conv(features, (self.kernel_size, self.kernel_size), name=f"conv_{i}")(x)
+            x = nn.Conv(features, (self.kernel_size, self.kernel_size), use_bias=not self.batch_norm, name=f"conv_{i}")(x)
+            if self.batch_norm:
+                x = nn.BatchNorm(use_running_average=not train, momentum=0.9, name=f"batch_norm_{i}")(x)
             x = nn.max_pool(act(x), (2, 2), strides=(2, 2), padding="SAME")
         x = x.reshape((x.shape[0], -1))
         for i, width in enumerate(self.hidden):
@@ -170,6 +176,7 @@ def build(model_config, *, num_outputs: int, output_activation: str) -> nn.Modul
             output_activation=output_activation,
             dropout_rate=float(model_config.dropout),
             image_shape=tuple(model_config.image_shape),
+            batch_norm=bool(model_config.batch_norm),
         )
     model = MLP(
         hidden=tuple(model_config.hidden),

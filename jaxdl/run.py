@@ -132,6 +132,9 @@ def setup(cfg: ml_collections.ConfigDict) -> Setup:
     privacy = None
     if cfg.privacy.clip_norm or cfg.privacy.noise_multiplier:
         privacy = Privacy(clip_norm=cfg.privacy.clip_norm, noise_multiplier=cfg.privacy.noise_multiplier)
+        if cfg.model.name == "cnn" and cfg.model.batch_norm:
+            raise InputError("privacy (DP-SGD) with model.batch_norm=true: batch statistics mix examples, "
+                             "which per-example gradients cannot; turn one of them off")
     splits = data.load(
         cfg.data.name,
         data_dir=cfg.data.data_dir,

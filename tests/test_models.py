@@ -133,3 +133,29 @@ def test_cnn_shapes_and_training_step():
     assert probs.shape == (4, 10)
     np.testing.assert_allclose(probs.sum(axis=-1), np.ones(4), rtol=1e-5)
     assert model.apply(variables, jnp.zeros((2, 28, 28))).shape == (2, 10)  # a channel is added
+
+
+def test_cnn_batch_norm_keeps_running_statistics_and_evaluates_with_them():
+    import optax
+
+    from jaxdl import losses, state as state_lib, step
+
+    model = models.CNN(conv_features=(4,), hidden=(8,), num_outputs=3, batch_norm=True, image_shape=(8, 8, 1))
+    state = state_lib.create(model, optax.adam(1e-2), rng=jax.random.PRNGKey(0), input_shape=(64,))
+    assert set(state.model_state) == {"batch_stats"}
+    assert "bias" not in state.params["conv_0"]  # the normalisation's shift replaces the convolution's bias
+    rng = np.random.default_rng(0)
+    batch = {"x": rng.normal(2.0, 3.0, (16, 64)).astype(np.float32), "y": rng.integers(0, 3, 16),
+             "mask": np.ones(16, np.float32)}
+    train = jax.jit(step.make_train_step(losses.get("categorical_crossentropy")))
+    first_loss = None
+    for _ in range(20):
+        state, totals = train(state, batch)
+        first_loss = first_loss if first_loss is not None else float(totals["loss_sum"])
+    assert float(totals["loss_sum"]) < first_loss
+    mean = np.asarray(state.model_state["batch_stats"]["batch_norm_0"]["mean"])
+    assert np.all(mean != 0)  # the running statistics moved toward the data's
+    # Evaluation uses the running statistics: the same output for an example alone or in a batch.
+    alone = model.apply(state.variables(), batch["x"][:1])
+    together = model.apply(state.variables(), batch["x"])[:1]
+    np.testing.assert_allclose(alone, together, rtol=1e-5, atol=1e-6)
