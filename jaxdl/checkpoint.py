@@ -353,7 +353,6 @@ class Schedule:
         self.meta = meta
         self.every_steps, self.every_epochs, self.every_seconds = every_steps, every_epochs, every_seconds
         self._last_save = time.monotonic()
-        self.saved_steps: list[int] = []
 
     def _global(self, position: Position) -> int:
         return (position.epoch - 1) * self.steps_per_epoch + position.step
@@ -368,14 +367,6 @@ class Schedule:
     def pause_requested(self) -> bool:
         """Asked by the feed after each call: stop here to save (time is up) or to stop (SIGTERM)."""
         return (jax.process_count() == 1 and self.signals.requested) or self._time_due()
-
-    def next_stop(self, epoch: int, step: int) -> int:
-        """The step of `epoch` where the next step-based save falls (the epoch's end if none does)."""
-        if not self.every_steps:
-            return self.steps_per_epoch
-        done = self._global(Position(epoch, step))
-        target = (done // self.every_steps + 1) * self.every_steps
-        return min(self.steps_per_epoch, target - (epoch - 1) * self.steps_per_epoch)
 
     def at_boundary(self, state: TrainState, totals: dict, position: Position, *, record: dict | None = None,
                     last: bool = False) -> bool:
@@ -403,5 +394,4 @@ class Schedule:
                 if stop or last:
                     self.checkpointer.wait()
             self._last_save = time.monotonic()
-            self.saved_steps.append(step)
         return stop
