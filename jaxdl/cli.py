@@ -110,6 +110,11 @@ def _summary(args, overrides) -> int:
 
     cfg = config.load(args.config)
     config.apply_overrides(cfg, overrides)
+    if cfg.task != "supervised":
+        from jaxdl import tasks
+
+        print(tasks.module(cfg.task).build(cfg).description)
+        return 0
     setup = run.setup(cfg)
     print(model_summary.summarize(setup.model, setup.splits.info.feature_shape).table())
     return 0
@@ -198,6 +203,19 @@ def _train(args, overrides, argv: list[str]) -> int:
     workdir = args.workdir or os.path.join(
         "runs", f"{name}-{datetime.datetime.now().strftime('%Y%m%d-%H%M%S')}"
     )
+    if cfg.task != "supervised":
+        from jaxdl import tasks
+
+        summary = tasks.train_and_evaluate(
+            cfg, workdir, quiet=args.quiet, overwrite=args.overwrite, force=args.force,
+            experiment=args.config and args.config.split(":")[0], command=["jaxdl", *argv],
+        )
+        if "stopped_at" in summary:
+            print(f"stopped at step {summary['stopped_at']} with a checkpoint saved; run the same command to continue")
+        else:
+            print(summary["headline"])
+        print(_workdir_line(workdir))
+        return 0
     summary = run.train_and_evaluate(
         cfg, workdir, quiet=args.quiet, overwrite=args.overwrite, force=args.force,
         experiment=args.config and args.config.split(":")[0], command=["jaxdl", *argv],

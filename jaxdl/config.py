@@ -22,6 +22,7 @@ from jaxdl.errors import InputError
 def default_config() -> ml_collections.ConfigDict:
     """The tutorial's run: a 12-8-1 network, adam, binary cross-entropy, 150 epochs, batch 10."""
     cfg = ml_collections.ConfigDict()
+    cfg.task = "supervised"  # or autoencoder, language_model, gan (jaxdl.tasks), set by an experiment's config
     cfg.seed = 0
     cfg.compile_cache = "auto"  # where compiled programs are kept: auto (~/.cache/jaxdl/jax), a path, or "off"
 
@@ -137,9 +138,8 @@ def load(spec: str | None = None) -> ml_collections.ConfigDict:
       InputError: when the file does not exist, has no `get_config`, or sets
         keys the defaults do not have.
     """
-    cfg = default_config()
     if spec is None:
-        return cfg
+        return default_config()
     path, arg = _split_spec(spec)
     if not os.path.isfile(path):
         raise InputError(f"--config={spec!r}: the config file {path!r} does not exist")
@@ -152,13 +152,23 @@ def load(spec: str | None = None) -> ml_collections.ConfigDict:
     if not hasattr(module, "get_config"):
         raise InputError(f"--config={spec!r}: {path} defines no get_config() function")
     loaded = module.get_config(arg) if arg is not None else module.get_config()
+    cfg = defaults_for(loaded.get("task", "supervised"))
     _lay_over(cfg, loaded, prefix="")
     return cfg
 
 
+def defaults_for(task: str) -> ml_collections.ConfigDict:
+    """The default config of a task: `default_config()` for supervised learning, else the task's own."""
+    if task == "supervised":
+        return default_config()
+    from jaxdl import tasks  # imported here: the tasks import this module
+
+    return tasks.default_config(task)
+
+
 def from_dict(values: dict) -> ml_collections.ConfigDict:
     """A config from a resolved config's dict (a run's config.json), laid over the defaults."""
-    cfg = default_config()
+    cfg = defaults_for(values.get("task", "supervised"))
     _lay_over(cfg, values, prefix="")
     return cfg
 
@@ -297,6 +307,11 @@ def apply_overrides(cfg: ml_collections.ConfigDict, overrides: Iterable[tuple[st
     """
     known = flat_keys(cfg)
     for key, text in overrides:
+        if key == "task" and text != cfg.task:
+            raise InputError(
+                f"--config.task={text!r}: a task is chosen by its config file, not overridden "
+                f"(this config's task is {cfg.task!r}); e.g. --config experiments/digits_autoencoder.py"
+            )
         if key not in known:
             raise InputError(f"--config.{key}: no such config key{_suggest(key, known)}")
         *parents, leaf = key.split(".")

@@ -252,3 +252,62 @@ def run_title(workdir: str) -> str:
     # A CSV run keeps the default dataset name in its config; the file is what it trained on.
     dataset = os.path.basename(data["csv_path"]) if data.get("csv_path") else data.get("name")
     return f"{name}: {dataset}" if dataset else name
+
+
+def image_grid(images, path: str, *, columns: int, row_titles: tuple[str, ...] = (), title: str = "") -> str:
+    """Draws images (N, height, width) or (N, height, width, 3), values in [0, 1], in a grid, to a PNG.
+
+    Args:
+      images: the images, row by row.
+      path: the PNG file.
+      columns: images per row.
+      row_titles: a label for the start of each row ("original", ...).
+      title: the figure's title.
+
+    Returns:
+      `path`.
+    """
+    from matplotlib.figure import Figure
+
+    check_png_path(path)
+    rows = -(-len(images) // columns)
+    fig = Figure(figsize=(0.8 * columns + (1.0 if row_titles else 0.0), 0.8 * rows + (0.4 if title else 0.0)))
+    axes = fig.subplots(rows, columns, squeeze=False)
+    for index, ax in enumerate(axes.flat):
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if index < len(images):
+            image = images[index]
+            ax.imshow(image, cmap=None if image.ndim == 3 else "gray_r", vmin=0.0, vmax=1.0, interpolation="nearest")
+        else:
+            ax.axis("off")
+    for row, text in enumerate(row_titles):
+        axes[row, 0].set_ylabel(text, rotation=0, ha="right", va="center", fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return save_png(fig, path)
+
+
+def scatter_by_label(points, labels, path: str, *, title: str = "", axis_labels: tuple[str, str] = ("z1", "z2")) -> str:
+    """Draws 2-D points coloured by their integer label (with a legend), to a PNG.
+
+    Returns:
+      `path`.
+    """
+    import numpy as np
+    from matplotlib.figure import Figure
+
+    check_png_path(path)
+    fig = Figure(figsize=(6.0, 5.0))
+    ax = fig.subplots()
+    for label in np.unique(labels):
+        chosen = labels == label
+        ax.scatter(points[chosen, 0], points[chosen, 1], s=9, alpha=0.75, color=f"C{int(label) % 10}", label=str(label))
+    ax.set_xlabel(axis_labels[0])
+    ax.set_ylabel(axis_labels[1])
+    ax.legend(title="label", fontsize=8, markerscale=1.5, loc="best")
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return save_png(fig, path)
