@@ -79,7 +79,7 @@ def _parser() -> argparse.ArgumentParser:
         help="prepare a dataset as a TFDS dataset (embedded ones offline; others download)",
         allow_abbrev=False,
     )
-    prepare.add_argument("name", help="breast_cancer, digits, iris, wine, or any TFDS name (mnist, cifar10, ...)")
+    prepare.add_argument("name", help="breast_cancer, digits, iris, wine, colour_digits, or any TFDS name (mnist, cifar10, ...)")
     prepare.add_argument("--data_dir", metavar="DIR", help="TFDS data directory (default: TFDS's default)")
     listing = data_commands.add_parser("list", help="list the datasets prepared locally", allow_abbrev=False)
     listing.add_argument("--data_dir", metavar="DIR", help="TFDS data directory (default: TFDS's default)")

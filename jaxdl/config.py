@@ -52,6 +52,7 @@ def default_config() -> ml_collections.ConfigDict:
     cfg.model.input_dim = config_dict.placeholder(int)  # None: the data's feature count
     cfg.model.conv_features = (32, 64)  # cnn: channels of each convolution block
     cfg.model.kernel_size = 3  # cnn
+    cfg.model.blocks_per_stage = 2  # resnet: residual blocks per stage
     cfg.model.batch_norm = False  # cnn: batch normalisation after each convolution
     cfg.model.image_shape = ()  # cnn: (height, width, channels) of data stored as flat rows, e.g. 8,8,1 for digits
 

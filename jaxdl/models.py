@@ -114,7 +114,115 @@ class CNN(nn.Module):
         return z if logits else activations.get(self.output_activation)(z)
 
 
-MODELS = {"mlp": MLP, "cnn": CNN}
+class ResidualBlock(nn.Module):
+    """A basic residual block: two 3x3 convolutions whose output is added to the block's input.
+
+    `activation(x + F(x))`, where F is conv -> (batch norm) -> activation ->
+    conv -> (batch norm). When the block changes the shape (a stride of 2, or
+    more channels), the input goes through a 1x1 convolution with the same
+    stride first (a projection shortcut), so that the two can be added.
+
+    Attributes:
+      features: output channels of both convolutions.
+      strides: the first convolution's (and the shortcut's) stride; 2 halves
+        height and width.
+      activation, batch_norm: as for `ResNet`.
+    """
+
+    features: int
+    strides: int = 1
+    activation: str = "relu"
+    batch_norm: bool = True
+
+    @nn.compact
+    def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
+        act = activations.get(self.activation)
+        strides = (self.strides, self.strides)
+
+        def conv(kernel: int, stride: tuple[int, int], name: str) -> nn.Conv:
+            # A batch normalisation's shift makes the convolution's bias redundant.
+            return nn.Conv(self.features, (kernel, kernel), stride, use_bias=not self.batch_norm, name=name)
+
+        def norm(y: jax.Array, name: str) -> jax.Array:
+            if not self.batch_norm:
+                return y
+            return nn.BatchNorm(use_running_average=not train, momentum=0.9, name=name)(y)
+
+        y = act(norm(conv(3, strides, "conv_0")(x), "batch_norm_0"))
+        y = norm(conv(3, (1, 1), "conv_1")(y), "batch_norm_1")
+        if self.strides != 1 or x.shape[-1] != self.features:
+            x = norm(conv(1, strides, "shortcut")(x), "shortcut_batch_norm")
+        return act(x + y)
+
+
+class ResNet(nn.Module):
+    """A small residual network for small images (He et al. 2016's CIFAR-10 family: ResNet-20, -32, ...).
+
+    A 3x3 convolution (the stem), then stages of `ResidualBlock`s; each stage
+    after the first starts with a stride of 2, halving height and width and
+    going to the stage's wider channels. Global average pooling then gives one
+    vector per image (so any image size works), and a dense output layer
+    follows. With `stage_features=(16, 32, 64)` and 3 blocks per stage it is
+    ResNet-20: 1 + 3 * 3 * 2 convolutions + 1 dense layer.
+
+    Inputs are as for `CNN`: images (N, height, width, channels),
+    (N, height, width) for one channel, or flat rows reshaped to `image_shape`.
+
+    Attributes:
+      stage_features: channels of each stage, e.g. (16, 32, 64); the stem has
+        the first stage's.
+      blocks_per_stage: residual blocks in every stage.
+      activation: the activation of every convolution.
+      num_outputs, output_activation: as for `MLP`.
+      image_shape: (height, width, channels) of flat input rows; () for
+        inputs that are images already.
+      batch_norm: batch normalisation after each convolution, as for `CNN`.
+        Deep residual networks train far better with it.
+    """
+
+    stage_features: Sequence[int] = (16, 32, 64)
+    blocks_per_stage: int = 3
+    activation: str = "relu"
+    num_outputs: int = 10
+    output_activation: str = "softmax"
+    image_shape: Sequence[int] = ()
+    batch_norm: bool = True
+
+    @property
+    def conv_features(self) -> tuple[int, ...]:
+        """Channels of the stem and of each residual block in order: one width per block, as a CNN's."""
+        return (self.stage_features[0], *(f for f in self.stage_features for _ in range(self.blocks_per_stage)))
+
+    @property
+    def hidden(self) -> tuple[int, ...]:
+        """No hidden dense layers: the pooled features feed the output layer (for descriptions like a CNN's)."""
+        return ()
+
+    @nn.compact
+    def __call__(self, x: jax.Array, *, train: bool = False, logits: bool = False) -> jax.Array:
+        act = activations.get(self.activation)
+        if x.ndim == 2 and self.image_shape:
+            x = x.reshape((x.shape[0], *self.image_shape))
+        if x.ndim == 3:
+            x = x[..., None]
+        x = nn.Conv(self.stage_features[0], (3, 3), use_bias=not self.batch_norm, name="stem")(x)
+        if self.batch_norm:
+            x = nn.BatchNorm(use_running_average=not train, momentum=0.9, name="stem_batch_norm")(x)
+        x = act(x)
+        for s, features in enumerate(self.stage_features):
+            for b in range(self.blocks_per_stage):
+                strides = 2 if s > 0 and b == 0 else 1
+                x = ResidualBlock(features, strides, self.activation, self.batch_norm, name=f"stage_{s}_block_{b}")(
+                    x, train=train
+                )
+        # An average pool over the whole image (rather than a mean) shows as AvgPool + Flatten in `jaxdl summary`.
+        x = nn.avg_pool(x, x.shape[1:3])
+        x = x.reshape((x.shape[0], -1))
+        z = nn.Dense(self.num_outputs, name="output")(x)
+        return z if logits else activations.get(self.output_activation)(z)
+
+
+MODELS = {"mlp": MLP, "cnn": CNN, "resnet": ResNet}
 
 
 def check_mlp(model: MLP, *, prefix: str = "model") -> None:
@@ -147,11 +255,48 @@ def check_mlp(model: MLP, *, prefix: str = "model") -> None:
         raise InputError(f"{prefix}.input_dim={model.input_dim!r}: expected a positive integer or None")
 
 
+def _positive_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def check_resnet(model: ResNet, *, prefix: str = "model") -> None:
+    """Checks a ResNet's settings, naming the bad one by its config key.
+
+    Raises:
+      InputError: for bad stage widths, block count, activation, output or image shape.
+    """
+    features = tuple(model.stage_features)
+    if not features or not all(_positive_int(f) for f in features):
+        raise InputError(
+            f"{prefix}.conv_features={features!r}: expected the channels of each ResNet stage as positive "
+            "integers, e.g. (16, 32, 64)"
+        )
+    if not _positive_int(model.blocks_per_stage):
+        raise InputError(f"{prefix}.blocks_per_stage={model.blocks_per_stage!r}: expected a positive integer, e.g. 3")
+    if not isinstance(model.activation, str):
+        raise InputError(f"{prefix}.activation={model.activation!r}: the ResNet takes one activation name")
+    activations.get(model.activation, argument=f"{prefix}.activation")
+    if model.output_activation not in OUTPUT_ACTIVATIONS:
+        raise InputError(
+            f"{prefix}.output={model.output_activation!r}: expected one of {', '.join(OUTPUT_ACTIVATIONS)}"
+        )
+    if not _positive_int(model.num_outputs):
+        raise InputError(f"{prefix}.num_outputs={model.num_outputs!r}: expected a positive integer")
+    shape = tuple(model.image_shape)
+    if shape and (len(shape) != 3 or not all(_positive_int(d) for d in shape)):
+        raise InputError(
+            f"{prefix}.image_shape={shape!r}: expected () for image data, or (height, width, channels) "
+            "for images stored as flat rows, e.g. (8, 8, 1)"
+        )
+
+
 def build(model_config, *, num_outputs: int, output_activation: str) -> nn.Module:
     """Builds the model that `model_config` (the `model` section of a config) names.
 
     Args:
-      model_config: `name`, `hidden`, `activation`, `dropout` and `input_dim`.
+      model_config: `name`, `hidden`, `activation`, `dropout` and `input_dim`; for the
+        CNN and ResNet also `conv_features`, `batch_norm` and `image_shape`
+        (the CNN: `kernel_size`; the ResNet: `blocks_per_stage`).
       num_outputs: units of the output layer, from the data and the loss.
       output_activation: the output layer's activation, from the loss.
 
@@ -178,6 +323,23 @@ def build(model_config, *, num_outputs: int, output_activation: str) -> nn.Modul
             image_shape=tuple(model_config.image_shape),
             batch_norm=bool(model_config.batch_norm),
         )
+    if model_config.name == "resnet":
+        # The ResNet reads the CNN's keys where they mean the same; model.hidden and
+        # model.dropout do not apply (global pooling feeds the output layer directly).
+        if model_config.dropout:
+            # Refused rather than ignored: a run must not silently differ from what its config says.
+            raise InputError(f"model.dropout={model_config.dropout!r}: the ResNet has no dropout layers; expected 0")
+        model = ResNet(
+            stage_features=tuple(model_config.conv_features),
+            blocks_per_stage=model_config.blocks_per_stage,
+            activation=activation,
+            num_outputs=num_outputs,
+            output_activation=output_activation,
+            image_shape=tuple(model_config.image_shape),
+            batch_norm=bool(model_config.batch_norm),
+        )
+        check_resnet(model)
+        return model
     model = MLP(
         hidden=tuple(model_config.hidden),
         activation=activation if isinstance(activation, str) else tuple(activation),

@@ -132,7 +132,7 @@ def setup(cfg: ml_collections.ConfigDict) -> Setup:
     privacy = None
     if cfg.privacy.clip_norm or cfg.privacy.noise_multiplier:
         privacy = Privacy(clip_norm=cfg.privacy.clip_norm, noise_multiplier=cfg.privacy.noise_multiplier)
-        if cfg.model.name == "cnn" and cfg.model.batch_norm:
+        if cfg.model.name in ("cnn", "resnet") and cfg.model.batch_norm:
             raise InputError("privacy (DP-SGD) with model.batch_norm=true: batch statistics mix examples, "
                              "which per-example gradients cannot; turn one of them off")
     splits = data.load(
@@ -322,7 +322,7 @@ def train_and_evaluate(
     members = f"an ensemble of {strategy.members} " if strategy.members else ""
     progress.message(
         f"{info.name}: {len(run.splits.train)} train / {len(run.splits.test)} test examples, "
-        f"{info.feature_shape[0]} features; {members}{type(run.model).__name__} "
+        f"{_features(info.feature_shape)}; {members}{type(run.model).__name__} "
         f"{'-'.join(map(str, (*info.feature_shape, *getattr(run.model, 'conv_features', ()), *run.model.hidden, run.model.num_outputs)))} "
         f"({state_lib.param_count(run_params(initial)):,} parameters{' each' if members else ''}); "
         f"{cfg.optimizer.name}, {run.loss.name}, "
@@ -491,6 +491,11 @@ def _last_from_records(workdir: str, evaluator: Evaluator, final, eval_data, eva
     last.update({f"eval_{k}": v for k, v in ensemble.summarise(evaluator(final, eval_data)).items()})
     last["train_seconds"] = 0.0
     return last
+
+
+def _features(shape: tuple[int, ...]) -> str:
+    """'30 features' for feature vectors, '32x32x3 images' for images."""
+    return f"{shape[0]} features" if len(shape) == 1 else f"{'x'.join(map(str, shape))} images"
 
 
 def run_params(state: state_lib.TrainState):

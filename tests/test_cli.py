@@ -159,7 +159,7 @@ def test_python_dash_m_runs_the_same_command(tmp_path):
     [
         (["--config.train.epoch=3"], "no such config key; did you mean 'train.epochs'"),
         (["--config", "experiments/missing.py"], "the config file 'experiments/missing.py' does not exist"),
-        (["--config.data.name=cifar"], "dataset 'cifar' is not known: expected an embedded dataset (breast_cancer, digits, iris, wine)"),
+        (["--config.data.name=cifar"], "dataset 'cifar' is not known: expected an embedded dataset (breast_cancer, digits, iris, wine, colour_digits)"),
         (["--config.data.name=mnist", "--config.data.data_dir=/nonexistent/tfds"],
          "dataset 'mnist' is not prepared in /nonexistent/tfds; prepare it with: jaxdl data prepare mnist --data_dir /nonexistent/tfds"),
         (["--config.data.csv_path=/nonexistent/pima.csv"], "data.csv_path='/nonexistent/pima.csv': no such file"),
@@ -174,6 +174,8 @@ def test_python_dash_m_runs_the_same_command(tmp_path):
         (["--config.model.input_dim=8"], "breast_cancer features have shape (456, 30), i.e. (30,) per example, but the model expects input_dim=8"),
         (["--config.train.epochs=0"], "train.epochs=0: expected an integer >= 1"),
         (["--config.model.output=softmax"], "needs an output layer of 1 sigmoid unit"),
+        (["--config", os.path.join(EXPERIMENTS, "cifar10_resnet.py"), "--config.privacy.clip_norm=1.0"],
+         "privacy (DP-SGD) with model.batch_norm=true: batch statistics mix examples"),
     ],
 )
 def test_bad_input_exits_2_with_a_message_and_writes_nothing(tmp_path, capsys, compiles, args, message):
@@ -217,6 +219,33 @@ def test_digits_cnn_reaches_its_target(tmp_path, capsys):
     summary = json.load(open(os.path.join(workdir, "summary.json")))
     assert summary["eval_accuracy"] >= 0.97 and summary["test_examples"] == 359
     assert "CNN 64-32-64-128-10 (" in capsys.readouterr().out
+
+
+def test_cifar10_resnet_quick_run_trains_on_the_offline_stand_in(tmp_path, capsys):
+    """Issue 8's small ResNet: on `colour_digits` (32x32 colour, like CIFAR-10) the train loss falls."""
+    workdir = str(tmp_path / "resnet")
+    config_path = os.path.join(EXPERIMENTS, "cifar10_resnet.py")
+    # One device: a convolution step over 8 simulated CPU devices is several times slower.
+    assert cli.main(["train", "--config", f"{config_path}:quick", "--workdir", workdir, "--config.parallel=single"]) == 0
+    assert "ResNet 32-32-3-16-16-32-64-10 (78,042 parameters)" in capsys.readouterr().out
+    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+        train_losses = [r["loss"] for r in map(json.loads, f) if r["type"] == "train"]
+    assert len(train_losses) == 2 and train_losses[1] < train_losses[0] - 0.05, train_losses
+    summary = _summary(workdir)
+    assert summary["dataset"] == "colour_digits" and summary["test_examples"] == 359
+
+
+def test_cifar10_resnet_full_run_without_the_dataset_fails_at_once(tmp_path, capsys, compiles):
+    before = compiles.count
+    config_path = os.path.join(EXPERIMENTS, "cifar10_resnet.py")
+    data_dir = str(tmp_path / "tfds")
+    assert cli.main(["train", "--config", f"{config_path}:cifar10", "--workdir", str(tmp_path / "run"),
+                     f"--config.data.data_dir={data_dir}"]) == 2
+    assert f"dataset 'cifar10' is not prepared in {data_dir}; prepare it with: jaxdl data prepare cifar10" in (
+        capsys.readouterr().err)
+    assert compiles.count == before and not (tmp_path / "run").exists()
+    assert cli.main(["train", "--config", f"{config_path}:full"]) == 2
+    assert "unknown argument 'full'; expected quick or cifar10" in capsys.readouterr().err
 
 
 def test_neuron_walkthrough_prints_library_values_that_match_the_hand_written_ones(capsys):

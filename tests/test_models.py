@@ -1,3 +1,5 @@
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -159,3 +161,137 @@ def test_cnn_batch_norm_keeps_running_statistics_and_evaluates_with_them():
     alone = model.apply(state.variables(), batch["x"][:1])
     together = model.apply(state.variables(), batch["x"])[:1]
     np.testing.assert_allclose(alone, together, rtol=1e-5, atol=1e-6)
+
+
+def _resnet_param_count(channels, stage_features, blocks, outputs, batch_norm):
+    """Trainable parameters of a ResNet, layer by layer: 3x3 convolutions, 1x1 shortcuts, norms, output."""
+
+    def conv(kernel, cin, cout):
+        # With batch normalisation a convolution has no bias; the norm has a scale and a shift per channel.
+        return kernel * kernel * cin * cout + (2 * cout if batch_norm else cout)
+
+    total = conv(3, channels, stage_features[0])  # the stem
+    previous = stage_features[0]
+    for s, features in enumerate(stage_features):
+        for b in range(blocks):
+            total += conv(3, previous, features) + conv(3, features, features)
+            if previous != features or (s > 0 and b == 0):  # the projection shortcut
+                total += conv(1, previous, features)
+            previous = features
+    return total + previous * outputs + outputs  # the dense output layer
+
+
+@pytest.mark.parametrize("batch_norm", [True, False])
+@pytest.mark.parametrize("features, blocks", [((4, 8), 1), ((4, 8, 8), 2)])
+def test_resnet_parameter_count_matches_the_formula(features, blocks, batch_norm):
+    model = models.ResNet(stage_features=features, blocks_per_stage=blocks, num_outputs=3, batch_norm=batch_norm)
+    variables = jax.eval_shape(model.init, jax.random.PRNGKey(0), jnp.zeros((1, 8, 8, 1)))  # shapes only: fast
+    count = sum(leaf.size for leaf in jax.tree.leaves(variables["params"]))
+    assert count == _resnet_param_count(1, features, blocks, 3, batch_norm)
+    if features == (4, 8) and batch_norm:
+        # By hand: stem 9*1*4 + 2*4 = 44; stage 0's block 2 * (9*4*4 + 2*4) = 304; stage 1's block
+        # (9*4*8 + 2*8) + (9*8*8 + 2*8) + (1*1*4*8 + 2*8) = 304 + 592 + 48 = 944; output 8*3 + 3 = 27.
+        assert count == 44 + 304 + 944 + 27 == 1319
+    if batch_norm:
+        # Each norm keeps a running mean and variance per channel: one per scale-and-shift pair.
+        stats = sum(leaf.size for leaf in jax.tree.leaves(variables["batch_stats"]))
+        norms = sum(leaf.size for path, leaf in jax.tree_util.tree_leaves_with_path(variables["params"])
+                    if "scale" in jax.tree_util.keystr(path))
+        assert stats == 2 * norms > 0
+        assert all("bias" not in p for name, p in variables["params"].items() if name != "output" and "kernel" in p)
+    else:
+        assert set(variables) == {"params"}
+
+
+def test_resnet_outputs_for_images_and_flat_rows():
+    model = models.ResNet(stage_features=(4, 8, 8), blocks_per_stage=1, num_outputs=10)
+    images = jax.random.uniform(jax.random.PRNGKey(1), (5, 16, 16, 3))
+    variables = jax.jit(model.init)(jax.random.PRNGKey(0), images)  # one compiled init: eager, each shape compiles
+    probs = model.apply(variables, images)
+    logits = model.apply(variables, images, logits=True)
+    assert probs.shape == logits.shape == (5, 10)
+    np.testing.assert_allclose(probs.sum(axis=-1), np.ones(5), rtol=1e-5)
+    np.testing.assert_allclose(probs, jax.nn.softmax(logits), rtol=1e-5, atol=1e-7)
+    # Each stage after the first halves height and width: 16 -> 8 -> 4.
+    _, captured = jax.eval_shape(
+        functools.partial(model.apply, capture_intermediates=True, mutable=["intermediates"]), variables, images
+    )
+    shapes = {name: v["__call__"][0].shape for name, v in captured["intermediates"].items() if name.startswith("stage")}
+    assert shapes == {"stage_0_block_0": (5, 16, 16, 4), "stage_1_block_0": (5, 8, 8, 8),
+                      "stage_2_block_0": (5, 4, 4, 8)}
+
+    # Flat rows are reshaped to image_shape: the same parameters give the same outputs.
+    flat = model.clone(image_shape=(16, 16, 3), output_activation="sigmoid")
+    out = flat.apply(variables, images.reshape(5, -1))
+    np.testing.assert_allclose(out, jax.nn.sigmoid(logits), rtol=1e-5, atol=1e-7)
+    grey = models.ResNet(stage_features=(4,), blocks_per_stage=1, num_outputs=2)  # (N, H, W) gets a channel
+    assert jax.eval_shape(grey.init_with_output, jax.random.PRNGKey(0), jnp.zeros((2, 8, 8)))[0].shape == (2, 2)
+
+
+def test_resnet_training_steps_reduce_the_loss_and_keep_running_statistics():
+    import optax
+
+    from jaxdl import losses, state as state_lib, step
+
+    model = models.ResNet(stage_features=(4, 8), blocks_per_stage=1, num_outputs=3, image_shape=(8, 8, 1))
+    state = state_lib.create(model, optax.adam(1e-2), rng=jax.random.PRNGKey(0), input_shape=(64,))
+    assert set(state.model_state) == {"batch_stats"}
+    rng = np.random.default_rng(0)
+    batch = {"x": rng.normal(0.5, 1.0, (16, 64)).astype(np.float32), "y": rng.integers(0, 3, 16),
+             "mask": np.ones(16, np.float32)}
+    train = jax.jit(step.make_train_step(losses.get("categorical_crossentropy")))
+    loss_sums = []
+    for _ in range(10):
+        state, totals = train(state, batch)
+        loss_sums.append(float(totals["loss_sum"]))
+    assert loss_sums[-1] < 0.5 * loss_sums[0]
+    mean = np.asarray(state.model_state["batch_stats"]["stem_batch_norm"]["mean"])
+    assert np.all(mean != 0)
+    # Evaluation uses the running statistics: an example gives the same output alone or in a batch.
+    np.testing.assert_allclose(model.apply(state.variables(), batch["x"][:1]),
+                               model.apply(state.variables(), batch["x"])[:1], rtol=1e-5, atol=1e-6)
+
+
+def test_resnet_is_built_from_the_config():
+    from jaxdl import config
+
+    cfg = config.default_config()
+    cfg.model.name = "resnet"
+    cfg.model.conv_features = (16, 32, 64)
+    cfg.model.blocks_per_stage = 3
+    cfg.model.batch_norm = True
+    model = models.build(cfg.model, num_outputs=10, output_activation="softmax")
+    assert isinstance(model, models.ResNet)
+    assert (model.stage_features, model.blocks_per_stage, model.batch_norm) == ((16, 32, 64), 3, True)
+    # ResNet-20: the stem, 3 stages of 3 blocks of 2 convolutions, the output layer.
+    assert model.conv_features == (16,) + (16,) * 3 + (32,) * 3 + (64,) * 3 and model.hidden == ()
+    variables = jax.eval_shape(model.init, jax.random.PRNGKey(0), jnp.zeros((1, 32, 32, 3)))
+    assert sum(leaf.size for leaf in jax.tree.leaves(variables["params"])) == _resnet_param_count(
+        3, (16, 32, 64), 3, 10, True) == 272_474  # ResNet-20's well-known ~0.27M
+
+
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("conv_features", (), "model.conv_features=(): expected the channels of each ResNet stage"),
+        ("conv_features", (16, 0), "model.conv_features=(16, 0): expected the channels"),
+        ("blocks_per_stage", 0, "model.blocks_per_stage=0: expected a positive integer"),
+        ("activation", "relux", "'relux' is not a known activation"),
+        ("image_shape", (8, 8), "model.image_shape=(8, 8): expected () for image data, or (height, width, channels)"),
+        ("dropout", 0.3, "model.dropout=0.3: the ResNet has no dropout layers; expected 0"),
+    ],
+)
+def test_bad_resnet_settings_are_named(key, value, message):
+    from jaxdl import config
+
+    cfg = config.default_config()
+    cfg.model.name = "resnet"
+    cfg.model[key] = value
+    with pytest.raises(InputError) as err:
+        models.build(cfg.model, num_outputs=10, output_activation="softmax")
+    assert message in str(err.value)
+
+
+def test_resnet_takes_one_activation_name():
+    with pytest.raises(InputError, match=r"model.activation=\('relu', 'tanh'\): the ResNet takes one activation name"):
+        models.check_resnet(models.ResNet(activation=("relu", "tanh")))

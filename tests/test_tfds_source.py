@@ -278,3 +278,47 @@ def test_image_dataset_loads_as_float32_without_normalising(tmp_path, no_network
 def test_default_data_dir_follows_tfds_data_dir(monkeypatch, tmp_path):
     monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path))
     assert tfds_source.default_data_dir() == str(tmp_path)
+
+
+# sha256 of colour_digits(load_digits().data): integer arithmetic on numpy's PCG64 stream gives
+# these bytes on every machine; a change here changes the dataset (and needs a new VERSION).
+COLOUR_DIGITS_SHA256 = "8db3991f9e7dc4f0eb6784effcf29520bec7183583e6d0c2c38d2e51252ea6ad"
+
+
+def test_colour_digits_is_a_cifar10_shaped_image_dataset(tmp_path, no_network):
+    import hashlib
+
+    path = tfds_source.prepare("colour_digits", data_dir=str(tmp_path))
+    assert path == str(tmp_path / "jaxdl_colour_digits" / "1.0.0")
+    src = tfds_source.source("colour_digits", "train", data_dir=str(tmp_path))
+    assert src[0]["image"].dtype == np.uint8 and src[0]["image"].shape == (32, 32, 3)
+    x, y, info = tfds_source.load_arrays("colour_digits", "train", data_dir=str(tmp_path))
+    assert x.shape == (1797, 32, 32, 3) and x.dtype == np.float32 and y.dtype == np.int32
+    np.testing.assert_array_equal(y, sklearn.datasets.load_digits().target)  # scikit-learn's order and labels
+    assert info["feature_key"] == "image" and info["feature_dtype"] == "uint8"  # the path TFDS cifar10 takes
+    assert info["num_classes"] == 10 and info["class_names"] == tuple("0123456789")
+    assert info["splits"] == {"train": 1797}
+    images = x.astype(np.uint8)
+    np.testing.assert_array_equal(images, x)  # whole grey levels 0-255, stored as such
+    assert hashlib.sha256(images.tobytes()).hexdigest() == COLOUR_DIGITS_SHA256
+    assert [d["name"] for d in tfds_source.list_prepared(data_dir=str(tmp_path))] == ["colour_digits"]
+    assert no_network == []
+
+
+def test_colour_digits_is_deterministic_and_keeps_each_digit_visible():
+    import hashlib
+
+    digits = sklearn.datasets.load_digits()
+    images = tfds_source.colour_digits(digits.data)
+    again = tfds_source.colour_digits(digits.data.reshape(-1, 8, 8))
+    assert hashlib.sha256(images.tobytes()).hexdigest() == COLOUR_DIGITS_SHA256
+    np.testing.assert_array_equal(images, again)
+    assert not np.array_equal(images, tfds_source.colour_digits(digits.data, seed=1))
+    # Colours differ between images: the mean colour of the images spreads over the RGB cube.
+    means = images.reshape(len(images), -1, 3).mean(axis=1)
+    assert means.std(axis=0).min() > 25
+    # Every digit stays visible: summed over the channels, the lightest tenth of each image's
+    # pixels (the ink) is far lighter than the darkest tenth (the paper), noise included.
+    brightness = np.sort(images.astype(np.int64).sum(axis=-1).reshape(len(images), -1), axis=1)
+    tenth = brightness.shape[1] // 10
+    assert np.min(brightness[:, -tenth:].mean(axis=1) - brightness[:, :tenth].mean(axis=1)) > 150

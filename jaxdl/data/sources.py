@@ -90,9 +90,9 @@ def load(
     """Loads a dataset and cuts its splits.
 
     Args:
-      name: an embedded dataset (breast_cancer, digits, iris, wine), prepared
-        as a TFDS dataset on first use, or any prepared TFDS dataset; ignored
-        when `csv_path` is given ("csv" says that one must be).
+      name: an embedded dataset (breast_cancer, digits, iris, wine,
+        colour_digits), prepared as a TFDS dataset on first use, or any
+        prepared TFDS dataset; ignored when `csv_path` is given ("csv" says that one must be).
       data_dir: the TFDS data directory (None: TFDS's default).
       csv_path, label_column, csv_header, csv_delimiter: a CSV file of numbers
         (see `csv_source.read`).
