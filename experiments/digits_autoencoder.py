@@ -9,12 +9,14 @@ the labels that training never saw: the digits fall into clusters).
 
 Run:
     jaxdl train --config experiments/digits_autoencoder.py
-    jaxdl train --config experiments/digits_autoencoder.py:full    # wider, 400 epochs
+    jaxdl train --config experiments/digits_autoencoder.py:full    # 64-256-128-64-2, adamw, 300 epochs
     jaxdl train --config experiments/digits_autoencoder.py:quick   # 30 epochs, a smoke test
 Result (seeds 0-2, 2-core CPU): test reconstruction error (mean squared, pixels
 in [0, 1]) 0.0292-0.0298 on the 359 test images, against 0.0531 for PCA with
 2 components (the best linear code of the same size) and 0.0735 for the mean
-image; 9-12 s per run.
+image; 7 s per run (one at a time, warm compilation cache). `:full`: 0.0280
+in 300 epochs (seed 0). Wider without weight decay overfits: 512-256-128 with
+adam reached 0.0309 in 400 epochs.
 """
 
 from jaxdl.tasks import autoencoder
@@ -26,9 +28,9 @@ def get_config(arg: str | None = None):
         cfg.train.epochs = 30
         cfg.train.eval_every_epochs = 15
     elif arg == "full":
-        cfg.model.hidden = (512, 256, 128)
-        cfg.train.epochs = 400
+        cfg.model.hidden = (256, 128, 64)
+        cfg.train.epochs = 300
         cfg.train.eval_every_epochs = 50
-        cfg.optimizer.schedule = "warmup_cosine"
-        cfg.optimizer.warmup_steps = 200
+        cfg.optimizer.name = "adamw"  # without weight decay the wider model overfits 1,438 images
+        cfg.optimizer.weight_decay = 0.01
     return cfg

@@ -63,6 +63,15 @@ class MLP(nn.Module):
         return activations.get(self.output_activation)(z)
 
 
+def as_images(x: jax.Array, image_shape: Sequence[int]) -> jax.Array:
+    """Images (N, height, width, channels) from flat rows (reshaped to `image_shape`) or one-channel (N, height, width)."""
+    if x.ndim == 2 and image_shape:
+        x = x.reshape((x.shape[0], *image_shape))
+    if x.ndim == 3:
+        x = x[..., None]
+    return x
+
+
 class CNN(nn.Module):
     """A small convolutional network: convolution + activation + 2x2 max-pooling blocks, then dense layers.
 
@@ -96,10 +105,7 @@ class CNN(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool = False, logits: bool = False) -> jax.Array:
         act = activations.get(self.activation)
-        if x.ndim == 2 and self.image_shape:
-            x = x.reshape((x.shape[0], *self.image_shape))
-        if x.ndim == 3:
-            x = x[..., None]
+        x = as_images(x, self.image_shape)
         for i, features in enumerate(self.conv_features):
             x = nn.Conv(features, (self.kernel_size, self.kernel_size), use_bias=not self.batch_norm, name=f"conv_{i}")(x)
             if self.batch_norm:
@@ -201,10 +207,7 @@ class ResNet(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool = False, logits: bool = False) -> jax.Array:
         act = activations.get(self.activation)
-        if x.ndim == 2 and self.image_shape:
-            x = x.reshape((x.shape[0], *self.image_shape))
-        if x.ndim == 3:
-            x = x[..., None]
+        x = as_images(x, self.image_shape)
         x = nn.Conv(self.stage_features[0], (3, 3), use_bias=not self.batch_norm, name="stem")(x)
         if self.batch_norm:
             x = nn.BatchNorm(use_running_average=not train, momentum=0.9, name="stem_batch_norm")(x)

@@ -55,3 +55,15 @@ def compiles():
     if _COMPILES is None:
         _COMPILES = CompileCounter()
     return _COMPILES
+
+
+def replace_train_labels(load, labels):
+    """Wraps `jaxdl.data.load` so that the training split's labels become `labels(y)` (to show a task ignores them)."""
+    from jaxdl import data
+
+    def load_with(*args, **kwargs):
+        splits = load(*args, **kwargs)
+        train = data.ArrayDataset(splits.train.x, labels(splits.train.y))
+        return type(splits)(train=train, test=splits.test, info=splits.info)
+
+    return load_with

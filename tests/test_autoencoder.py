@@ -12,7 +12,7 @@ from jaxdl import cli, data, state as state_lib
 from jaxdl.errors import InputError
 from jaxdl.tasks import autoencoder, runner
 
-from conftest import EXPERIMENTS
+from conftest import EXPERIMENTS, replace_train_labels
 
 
 def _images(n=96, pixels=16, seed=0):
@@ -60,16 +60,9 @@ def test_training_never_reads_a_label(monkeypatch):
     cfg.train.epochs, cfg.model.hidden = 2, (16,)
     real_load = data.load
 
-    def load_with(labels):
-        def load(*args, **kwargs):
-            splits = real_load(*args, **kwargs)
-            train = data.ArrayDataset(splits.train.x, labels(splits.train.y))
-            return type(splits)(train=train, test=splits.test, info=splits.info)
-        return load
-
     digests = []
     for labels in (lambda y: y, lambda y: np.full_like(y, 7), lambda y: y[::-1].copy()):
-        monkeypatch.setattr(data, "load", load_with(labels))
+        monkeypatch.setattr(data, "load", replace_train_labels(real_load, labels))
         task = autoencoder.build(cfg)
         assert set(task.train) == {"x"}  # the step is given images only
         summary = runner.train_and_evaluate(cfg, None, task, quiet=True)

@@ -13,7 +13,7 @@ import pytest
 from jaxdl import cli, config, data, state as state_lib
 from jaxdl.tasks import gan, runner
 
-from conftest import EXPERIMENTS
+from conftest import EXPERIMENTS, replace_train_labels
 
 QUICK = os.path.join(EXPERIMENTS, "digits_gan.py") + ":quick"
 
@@ -150,16 +150,9 @@ def test_training_never_reads_a_label(monkeypatch):
     cfg.train.epochs = 2
     real_load = data.load
 
-    def load_with(labels):
-        def load(*args, **kwargs):
-            splits = real_load(*args, **kwargs)
-            train = data.ArrayDataset(splits.train.x, labels(splits.train.y))
-            return type(splits)(train=train, test=splits.test, info=splits.info)
-        return load
-
     summaries = []
     for labels in (lambda y: y, lambda y: np.full_like(y, 7)):
-        monkeypatch.setattr(data, "load", load_with(labels))
+        monkeypatch.setattr(data, "load", replace_train_labels(real_load, labels))
         task = gan.build(cfg)
         assert set(task.train) == {"x"}  # the step is given images only
         summaries.append(runner.train_and_evaluate(cfg, None, task, quiet=True))

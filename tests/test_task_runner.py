@@ -117,7 +117,7 @@ def test_eval_and_predict_explain_they_are_for_supervised_runs(tmp_path, capsys)
 
 def test_a_task_config_round_trips_through_its_json(tmp_path):
     cfg = config.load(AE + ":full")
-    assert cfg.task == "autoencoder" and cfg.model.hidden == (512, 256, 128)
+    assert cfg.task == "autoencoder" and cfg.model.hidden == (256, 128, 64)
     assert config.from_dict(json.loads(cfg.to_json())).to_dict() == cfg.to_dict()
     with pytest.raises(InputError, match="task='sorting' is not a known task; expected one of: supervised, autoencoder"):
         config.from_dict({"task": "sorting"})
