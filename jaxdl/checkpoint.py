@@ -79,7 +79,8 @@ def _path_name(path) -> str:
     return "/".join(parts)
 
 
-def _shapes(tree) -> dict[str, tuple]:
+def shapes(tree) -> dict[str, tuple]:
+    """Each array's shape by its key path ("params/hidden_0/kernel"), for `check_structure`."""
     return {_path_name(path): tuple(np.shape(leaf)) for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]}
 
 
@@ -179,7 +180,7 @@ class Checkpointer:
             raise DamagedCheckpoint(f"its metadata cannot be read ({type(err).__name__}: {err})") from err
         if saved is None:
             raise DamagedCheckpoint("it has no saved arrays")
-        check_structure(_shapes(saved), _shapes(target))
+        check_structure(shapes(saved), shapes(target))
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
         try:
             restored = self.manager.restore(

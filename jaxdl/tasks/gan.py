@@ -295,17 +295,6 @@ def check(cfg: ml_collections.ConfigDict) -> None:
         raise InputError(f"plot_images={cfg.plot_images!r}: expected a whole number of images, 0 or more")
 
 
-def load(cfg: ml_collections.ConfigDict):
-    """(train images, train labels, test images, test labels, image shape); the train labels are for the judge only."""
-    from jaxdl import data
-
-    x_train, x_test, y_test, shape = runner.load_pixels(cfg)
-    # The same call as load_pixels makes, for the labels it leaves out.
-    splits = data.load(cfg.data.name, data_dir=cfg.data.data_dir, test_fraction=cfg.data.test_fraction,
-                       split_seed=cfg.data.split_seed, scaling="none")
-    return x_train, np.asarray(splits.train.y), x_test, y_test, shape
-
-
 def build(cfg: ml_collections.ConfigDict, pixels=None) -> runner.Task:
     """The GAN task of a config.
 
@@ -316,7 +305,8 @@ def build(cfg: ml_collections.ConfigDict, pixels=None) -> runner.Task:
         labels train the judge only.
     """
     check(cfg)
-    x_train, y_train, x_test, y_test, image_shape = load(cfg) if pixels is None else pixels
+    # The train labels train the judge only; the step is given the images alone.
+    x_train, y_train, x_test, y_test, image_shape = runner.load_labelled_pixels(cfg) if pixels is None else pixels
     num_pixels, latent_dim = x_train.shape[1], cfg.model.latent_dim
     generator = Generator(num_pixels=num_pixels, hidden=tuple(cfg.model.generator_hidden),
                           negative_slope=float(cfg.model.negative_slope))

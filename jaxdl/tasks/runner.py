@@ -146,7 +146,7 @@ def _restore(manager: ocp.CheckpointManager, initial) -> tuple[Any, int] | None:
         return None
     target = flax.serialization.to_state_dict(initial)
     saved = manager.item_metadata(step)["state"]
-    checkpoint.check_structure(checkpoint._shapes(saved), checkpoint._shapes(target))
+    checkpoint.check_structure(checkpoint.shapes(saved), checkpoint.shapes(target))
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
     restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()))
     tree, meta = restored["state"], restored["meta"]
@@ -287,11 +287,19 @@ def train_and_evaluate(
 def load_pixels(cfg: ml_collections.ConfigDict) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, ...]]:
     """A dataset of images as pixels in [0, 1]: (train images, test images, test labels, image shape).
 
+    Train labels are not returned: the tasks that use this learn without
+    them (test labels only colour plots). See `load_labelled_pixels`.
+    """
+    x_train, _, x_test, y_test, shape = load_labelled_pixels(cfg)
+    return x_train, x_test, y_test, shape
+
+
+def load_labelled_pixels(cfg: ml_collections.ConfigDict) -> tuple[np.ndarray, ...]:
+    """(train images, train labels, test images, test labels, image shape), pixels in [0, 1].
+
     `digits` stores each 8x8 image as 64 numbers from 0 to 16; TFDS image
     datasets (mnist, ...) store uint8 pixels. Both are divided by their
     largest possible value, so that a pixel means the same in every split.
-    Train labels are not returned: the tasks that use this learn without
-    them (test labels only colour plots).
     """
     from jaxdl import data
 
@@ -309,4 +317,4 @@ def load_pixels(cfg: ml_collections.ConfigDict) -> tuple[np.ndarray, np.ndarray,
         top = 255.0
     x_train = x_train.reshape(len(x_train), -1) / top
     x_test = x_test.reshape(len(x_test), -1) / top
-    return x_train, x_test, np.asarray(splits.test.y), shape
+    return x_train, np.asarray(splits.train.y), x_test, np.asarray(splits.test.y), shape
