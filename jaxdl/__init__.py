@@ -3,7 +3,7 @@
 __version__ = "0.1.0"
 
 from jaxdl import callbacks, ensemble
-from jaxdl.callbacks import EarlyStopping, Hook, ReduceLROnPlateau
+from jaxdl.callbacks import Callback, EarlyStopping, Hook, ReduceLROnPlateau
 from jaxdl.api import evaluate, fit, predict
 from jaxdl.config import default_config
 from jaxdl.errors import InputError
@@ -12,9 +12,15 @@ from jaxdl.models import CNN, MLP
 from jaxdl.privacy import Privacy
 from jaxdl.run import train_and_evaluate
 from jaxdl.state import TrainState, params_sha256
+from jaxdl.task import Task
+from jaxdl.parallel import pmean, psum
 
 __all__ = [
     "CNN",
+    "Callback",
+    "Task",
+    "pmean",
+    "psum",
     "EarlyStopping",
     "Hook",
     "ReduceLROnPlateau",

@@ -29,9 +29,28 @@ class Control:
 
 
 class Callback:
-    """Override `on_steps` and/or `on_eval`; set `every_steps` > 0 to be called every that many steps."""
+    """Override `on_steps` and/or `on_eval`; set `every_steps` > 0 to be called every that many steps.
+
+    A callback that keeps state across evaluations (a best value, a patience
+    counter, a best state) returns it from `state_dict` (JSON numbers) and
+    `saved_arrays` (a pytree, or None): both go into every checkpoint and come
+    back through `load_state_dict` on resume, so that a resumed run decides
+    exactly as an uninterrupted one.
+    """
 
     every_steps: int = 0
+    reason: str | None = None  # why it stopped the run, once it has
+
+    def state_dict(self) -> dict:
+        """The callback's own state, as JSON-ready values."""
+        return {}
+
+    def saved_arrays(self):
+        """Arrays the callback keeps (a pytree of the training state's structure), or None."""
+        return None
+
+    def load_state_dict(self, values: dict, arrays) -> None:
+        """Restores what `state_dict` and `saved_arrays` returned."""
 
     def on_steps(self, control: Control, step: int, figures: dict) -> None:
         """Called after global step `step` when it is a multiple of `every_steps`."""
@@ -55,6 +74,12 @@ class _Monitor:
     def __init__(self, metric: str, min_delta: float):
         self.metric, self.min_delta = metric, min_delta
         self.best, self.since_best = None, 0
+
+    def state_dict(self) -> dict:
+        return {"best": self.best, "since_best": self.since_best}
+
+    def load_state_dict(self, values: dict) -> None:
+        self.best, self.since_best = values["best"], int(values["since_best"])
 
     def update(self, record: dict) -> bool:
         """Returns whether `record` improves on the best so far."""
@@ -92,6 +117,18 @@ class EarlyStopping(Callback):
         self.best_epoch: int | None = None
         self.stopped_epoch: int | None = None
 
+    def state_dict(self) -> dict:
+        return {**self.monitor.state_dict(), "best_epoch": self.best_epoch, "stopped_epoch": self.stopped_epoch,
+                "reason": self.reason}
+
+    def saved_arrays(self):
+        return self.best_state
+
+    def load_state_dict(self, values: dict, arrays) -> None:
+        self.monitor.load_state_dict(values)
+        self.best_epoch, self.stopped_epoch, self.reason = values["best_epoch"], values["stopped_epoch"], values["reason"]
+        self.best_state = arrays
+
     def on_eval(self, control: Control, record: dict) -> None:
         if self.monitor.update(record):
             self.best_epoch = record["epoch"]
@@ -101,7 +138,7 @@ class EarlyStopping(Callback):
         if self.monitor.since_best >= self.patience:
             self.stopped_epoch = record["epoch"]
             control.stop = True
-            control.reason = (
+            control.reason = self.reason = (
                 f"early stopping: {self.monitor.metric} has not improved on {self.monitor.best:.6g} (epoch "
                 f"{self.best_epoch}) for {self.patience} evaluations"
                 + ("; the state of that epoch is restored" if self.restore_best else "")
@@ -115,7 +152,9 @@ class ReduceLROnPlateau(Callback):
 
     The optimizer must keep a learning-rate scale in its state
     (`optim.build(..., scalable=True)`, which `fit` and the config do when
-    this callback is used).
+    this callback is used). The cut multiplies that scale, so an ensemble's
+    members with rates of their own each keep theirs, times the factor; the
+    scale lives in the optimizer's state, so it is checkpointed with it.
     """
 
     def __init__(self, metric: str = "eval_loss", *, factor: float = 0.5, patience: int = 3, min_delta: float = 0.0,
@@ -129,13 +168,20 @@ class ReduceLROnPlateau(Callback):
         self.scale = 1.0
         self.reductions: list[int] = []  # the epochs where the rate was cut
 
+    def state_dict(self) -> dict:
+        return {**self.monitor.state_dict(), "scale": self.scale, "reductions": list(self.reductions)}
+
+    def load_state_dict(self, values: dict, arrays) -> None:
+        self.monitor.load_state_dict(values)
+        self.scale, self.reductions = float(values["scale"]), list(values["reductions"])
+
     def on_eval(self, control: Control, record: dict) -> None:
         self.monitor.update(record)
         if self.monitor.since_best >= self.patience and self.scale * self.factor >= self.min_scale:
-            if optim.get_scale(control.state.opt_state) is None:
+            if optim.get_scale(control.state) is None:
                 raise InputError("reduce-on-plateau needs an optimizer built with optim.build(..., scalable=True)")
             self.scale *= self.factor
-            control.state = control.state.replace(opt_state=optim.set_scale(control.state.opt_state, self.scale))
+            control.state = optim.multiply_scale(control.state, self.factor)
             self.monitor.since_best = 0
             self.reductions.append(record["epoch"])
         record["lr_scale"] = self.scale

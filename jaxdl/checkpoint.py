@@ -26,7 +26,9 @@ import sys
 import threading
 import time
 import warnings
+from collections.abc import Sequence
 
+import flax.serialization
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
@@ -58,15 +60,31 @@ class Position:
         return {"epoch": self.epoch, "step": self.step}
 
 
-def state_tree(state: TrainState) -> dict:
-    """The arrays of a state as a plain dict (its static model and optimizer are not saved)."""
-    tree = {
-        "step": state.step, "params": state.params, "opt_state": state.opt_state, "rng": state.rng,
-        "model_state": state.model_state,
-    }
-    if state.ema_params is not None:
-        tree["ema_params"] = state.ema_params
+def state_tree(state) -> dict:
+    """The arrays of any task's state as a plain nested dict (static fields such as the optimizer are not saved).
+
+    Empty nodes (None, empty dicts) are left out: they hold nothing to save.
+    """
+    return _prune(flax.serialization.to_state_dict(state))
+
+
+def _prune(tree):
+    if isinstance(tree, dict):
+        kept = {k: _prune(v) for k, v in tree.items()}
+        return {k: v for k, v in kept.items() if v is not None and not (isinstance(v, dict) and not v)}
     return tree
+
+
+def from_tree(state, tree: dict):
+    """`state` with the arrays of a restored `state_tree` put back (the pruned empty nodes kept as they were)."""
+    full = flax.serialization.to_state_dict(state)
+
+    def fill(target, source):
+        if isinstance(target, dict):
+            return {k: fill(v, source[k]) if k in source else v for k, v in target.items()}
+        return source
+
+    return flax.serialization.from_state_dict(state, fill(full, tree))
 
 
 def _path_name(path) -> str:
@@ -141,11 +159,21 @@ class Checkpointer:
         """The steps of the checkpoints on disk, oldest first."""
         return sorted(self.manager.all_steps())
 
-    def save(self, state: TrainState, totals: dict, position: Position, *, meta: dict, metrics: dict | None = None) -> None:
-        """Starts saving a checkpoint at the state's step (asynchronously if so configured)."""
+    def save(self, state, totals: dict, position: Position, *, meta: dict, metrics: dict | None = None,
+             callbacks: Sequence = ()) -> None:
+        """Starts saving a checkpoint at the state's step (asynchronously if so configured).
+
+        `callbacks`: their state goes with the checkpoint (numbers in the
+        JSON part, arrays such as early stopping's best state beside the
+        training state), so that a resumed run continues them exactly.
+        """
         payload = {"state": state_tree(state), "totals": totals}
+        kept = {str(i): state_tree(c.saved_arrays()) for i, c in enumerate(callbacks) if c.saved_arrays() is not None}
+        if kept:
+            payload["callbacks"] = kept
         metrics = {k: float(v) for k, v in (metrics or {}).items() if v is not None and np.isfinite(v)} or None
-        meta = {**meta, "position": position.to_dict(), "metrics": metrics, "fingerprint": parallel.fingerprint(payload)}
+        meta = {**meta, "position": position.to_dict(), "metrics": metrics, "fingerprint": parallel.fingerprint(payload),
+                "callbacks": [{"kind": type(c).__name__, **c.state_dict()} for c in callbacks]}
         step = int(np.max(parallel.fetch(state.step)))
         self.manager.save(
             step,
@@ -166,8 +194,8 @@ class Checkpointer:
         """The JSON part of a checkpoint."""
         return self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
 
-    def restore(self, step: int, state: TrainState, totals: dict) -> tuple[TrainState, dict, dict]:
-        """Restores checkpoint `step` into the structure (and placement) of `state` and `totals`.
+    def restore(self, step: int, state, totals: dict, *, callbacks: Sequence = ()) -> tuple[object, dict, dict]:
+        """Restores checkpoint `step` into the structure (and placement) of `state` and `totals`; and the callbacks' state.
 
         Raises:
           StructureMismatch: when the saved arrays do not fit the target.
@@ -180,6 +208,8 @@ class Checkpointer:
             raise DamagedCheckpoint(f"its metadata cannot be read ({type(err).__name__}: {err})") from err
         if saved is None:
             raise DamagedCheckpoint("it has no saved arrays")
+        if "callbacks" in saved:  # e.g. early stopping's best state: the training state's structure
+            target["callbacks"] = {key: state_tree(state) for key in saved["callbacks"]}
         check_structure(shapes(saved), shapes(target))
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
         try:
@@ -191,8 +221,8 @@ class Checkpointer:
         payload, meta = restored["state"], restored["meta"]
         if meta is None or parallel.fingerprint(payload) != meta.get("fingerprint"):
             raise DamagedCheckpoint("its arrays do not match the fingerprint saved with them")
-        arrays = payload["state"]
-        return state.replace(**arrays), payload["totals"], meta
+        _restore_callbacks(callbacks, meta.get("callbacks") or [], payload.get("callbacks") or {}, state)
+        return from_tree(state, payload["state"]), payload["totals"], meta
 
     def best_step(self) -> int | None:
         """The step of the best checkpoint by `best_metric` among those evaluated, or None."""
@@ -207,7 +237,7 @@ class Checkpointer:
                 scored.append((-value if lowest_is_best else value, step))
         return max(scored)[1] if scored else None
 
-    def restore_latest(self, state: TrainState, totals: dict) -> tuple[TrainState, dict, dict] | None:
+    def restore_latest(self, state, totals: dict, *, callbacks: Sequence = ()) -> tuple[object, dict, dict] | None:
         """Restores the newest checkpoint that is intact, warning about (and skipping) damaged ones.
 
         Returns:
@@ -215,7 +245,7 @@ class Checkpointer:
         """
         for step in reversed(self.steps()):
             try:
-                return self.restore(step, state, totals)
+                return self.restore(step, state, totals, callbacks=callbacks)
             except DamagedCheckpoint as err:
                 aside = self._set_aside(step)
                 warnings.warn(f"checkpoint at step {step} in {self.directory} is damaged: {err}; moved to {aside}; "
@@ -234,6 +264,24 @@ class Checkpointer:
     def close(self) -> None:
         self.manager.wait_until_finished()
         self.manager.close()
+
+
+def _restore_callbacks(callbacks: Sequence, saved: list, arrays: dict, state) -> None:
+    """Gives each callback back the state saved with the checkpoint (matched by position and kind).
+
+    Raises:
+      InputError: when the run's callbacks are not the ones the checkpoint was saved with.
+    """
+    kinds = [type(c).__name__ for c in callbacks]
+    if [s.get("kind") for s in saved] != kinds:
+        raise InputError(
+            f"the checkpoint was saved with callbacks {[s.get('kind') for s in saved]}, this run has {kinds}; "
+            "resume with the same callbacks (their state is part of the run), or start over"
+        )
+    for i, (callback, values) in enumerate(zip(callbacks, saved)):
+        tree = arrays.get(str(i))
+        callback.load_state_dict({k: v for k, v in values.items() if k != "kind"},
+                                 None if tree is None else from_tree(state, tree))
 
 
 class StopSignals:
@@ -347,8 +395,9 @@ class Schedule:
     """
 
     def __init__(self, checkpointer: Checkpointer, signals: StopSignals, *, steps_per_epoch: int, meta: dict,
-                 every_steps: int = 0, every_epochs: int = 0, every_seconds: float = 0.0):
+                 every_steps: int = 0, every_epochs: int = 0, every_seconds: float = 0.0, callbacks: Sequence = ()):
         self.checkpointer = checkpointer
+        self.callbacks = list(callbacks)
         self.signals = signals
         self.steps_per_epoch = steps_per_epoch
         self.meta = meta
@@ -391,7 +440,7 @@ class Schedule:
                 )
             metrics = {k: v for k, v in (record or {}).items() if k.startswith("eval_") and np.ndim(v) == 0}
             with self.signals.protect():  # a SIGINT now would otherwise cut the save short
-                self.checkpointer.save(state, totals, position, meta=self.meta, metrics=metrics)
+                self.checkpointer.save(state, totals, position, meta=self.meta, metrics=metrics, callbacks=self.callbacks)
                 if stop or last:
                     self.checkpointer.wait()
             self._last_save = time.monotonic()

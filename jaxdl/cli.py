@@ -106,17 +106,11 @@ def _data(args) -> int:
 
 
 def _summary(args, overrides) -> int:
-    from jaxdl import config, model_summary, run
+    from jaxdl import config, run
 
     cfg = config.load(args.config)
     config.apply_overrides(cfg, overrides)
-    if cfg.task != "supervised":
-        from jaxdl import tasks
-
-        print(tasks.module(cfg.task).build(cfg).description)
-        return 0
-    setup = run.setup(cfg)
-    print(model_summary.summarize(setup.model, setup.splits.info.feature_shape).table())
+    print(run.setup(cfg).built.description)
     return 0
 
 
@@ -151,7 +145,7 @@ def _predict(args) -> int:
     outputs = inference.predict(restored, x, args.workdir)
     if outputs.ndim == 3:  # an ensemble: the members' mean
         outputs = outputs.mean(axis=0)
-    lines = _prediction_rows(outputs, restored.setup.model.output_activation)
+    lines = _prediction_rows(outputs, restored.state.head)
     if args.output:
         with open(args.output, "w") as f:
             f.write("\n".join(lines) + "\n")
@@ -203,19 +197,6 @@ def _train(args, overrides, argv: list[str]) -> int:
     workdir = args.workdir or os.path.join(
         "runs", f"{name}-{datetime.datetime.now().strftime('%Y%m%d-%H%M%S')}"
     )
-    if cfg.task != "supervised":
-        from jaxdl import tasks
-
-        summary = tasks.train_and_evaluate(
-            cfg, workdir, quiet=args.quiet, overwrite=args.overwrite, force=args.force,
-            experiment=args.config and args.config.split(":")[0], command=["jaxdl", *argv],
-        )
-        if "stopped_at" in summary:
-            print(f"stopped at step {summary['stopped_at']} with a checkpoint saved; run the same command to continue")
-        else:
-            print(summary["headline"])
-        print(_workdir_line(workdir))
-        return 0
     summary = run.train_and_evaluate(
         cfg, workdir, quiet=args.quiet, overwrite=args.overwrite, force=args.force,
         experiment=args.config and args.config.split(":")[0], command=["jaxdl", *argv],
@@ -227,17 +208,7 @@ def _train(args, overrides, argv: list[str]) -> int:
     if "best_member" in summary:
         _print_ensemble(summary, workdir)
         return 0
-    details = [f"loss {summary['eval_loss']:.4f}"]
-    if summary.get("eval_auc") is not None:
-        details.append(f"auc {summary['eval_auc']:.4f}")
-    if "eval_accuracy" in summary:
-        print(
-            f"test accuracy {summary['eval_accuracy']:.4f} ({', '.join(details)}) on "
-            f"{summary['test_examples']} {summary['dataset']} test examples, "
-            f"{summary['steps']} steps in {summary['wall_seconds']:.1f} s"
-        )
-    else:
-        print(f"test loss {summary['eval_loss']:.4f} on {summary['test_examples']} {summary['dataset']} test examples")
+    print(summary["headline"])
     print(_workdir_line(workdir))
     return 0
 
@@ -251,7 +222,7 @@ def _workdir_line(workdir: str) -> str:
 
 
 def _print_ensemble(summary: dict, workdir: str) -> None:
-    metric = "accuracy" if "eval_accuracy" in summary else "loss"
+    metric = summary["selected_by"].split()[0][len("eval_"):]
     values = summary[f"eval_{metric}_members"]
     best = summary["best_member"]
     print(

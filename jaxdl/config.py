@@ -19,10 +19,15 @@ from jaxdl import optim
 from jaxdl.errors import InputError
 
 
-def default_config() -> ml_collections.ConfigDict:
-    """The tutorial's run: a 12-8-1 network, adam, binary cross-entropy, 150 epochs, batch 10."""
+def base_config(task: str) -> ml_collections.ConfigDict:
+    """The sections every task shares: data, train, optimizer, parallel, ensemble, callbacks, checkpoints, logging.
+
+    Each task's `default_config()` adds its own `model` keys (and others) to
+    these, so every task gets every feature: ensembles, pmap and meshes,
+    callbacks, mid-epoch checkpoints and exact resume.
+    """
     cfg = ml_collections.ConfigDict()
-    cfg.task = "supervised"  # or autoencoder, language_model, gan (jaxdl.tasks), set by an experiment's config
+    cfg.task = task  # supervised (jaxdl.tasks.supervised), autoencoder, language_model, gan
     cfg.seed = 0
     cfg.compile_cache = "auto"  # where compiled programs are kept: auto (~/.cache/jaxdl/jax), a path, or "off"
 
@@ -31,43 +36,20 @@ def default_config() -> ml_collections.ConfigDict:
     cfg.data.data_dir = config_dict.placeholder(str)
     cfg.data.test_fraction = 0.2
     cfg.data.split_seed = 0  # fixes the train/test split independently of `seed`
-    cfg.data.validation_fraction = 0.0  # > 0: evaluate on this part of train during training
-    cfg.data.scaling = "standard"  # fitted on the training split only
-    cfg.data.one_hot = False  # class labels as one-hot rows
-    cfg.data.csv_path = config_dict.placeholder(str)  # train on a CSV file instead of data.name
-    cfg.data.label_column = "last"  # of the CSV: last, first, an index, or a header name
-    cfg.data.csv_header = "auto"  # auto, true, false
-    cfg.data.csv_delimiter = ","
-    cfg.data.in_memory_max_mb = 2048  # larger TFDS splits are read from their files batch by batch
     cfg.data.pipeline = "auto"  # auto, device (split held on the device), host (grain)
     cfg.data.device_max_mb = 256  # auto: the device path for splits up to this size
     cfg.data.workers = 0  # host pipeline: worker processes (0: threads in this process)
 
     cfg.model = ml_collections.ConfigDict()
-    cfg.model.name = "mlp"
-    cfg.model.hidden = (12, 8)
-    cfg.model.activation = "relu"  # one name, or one per hidden layer
-    cfg.model.output = "auto"  # auto: what the loss needs (sigmoid / softmax / identity)
-    cfg.model.dropout = 0.0
-    cfg.model.input_dim = config_dict.placeholder(int)  # None: the data's feature count
-    cfg.model.conv_features = (32, 64)  # cnn: channels of each convolution block
-    cfg.model.kernel_size = 3  # cnn
-    cfg.model.blocks_per_stage = 2  # resnet: residual blocks per stage
-    cfg.model.batch_norm = False  # cnn: batch normalisation after each convolution
-    cfg.model.image_shape = ()  # cnn: (height, width, channels) of data stored as flat rows, e.g. 8,8,1 for digits
 
     cfg.train = ml_collections.ConfigDict()
     cfg.train.epochs = 150
     cfg.train.batch_size = 10
-    cfg.train.loss = "auto"  # auto: binary / categorical cross-entropy by the number of classes
     cfg.train.shuffle = True
     cfg.train.drop_remainder = False  # False: pad the last batch and mask it out
     cfg.train.steps_per_call = "auto"  # steps fused per compiled call: N, epoch, auto (epoch on the device path)
     cfg.train.eval_every_epochs = 1
     cfg.train.eval_batch_size = 1024
-    cfg.train.grad_accum_steps = 1  # split each batch into M micro-batches, one update from their summed gradient
-    cfg.train.ema_decay = 0.0  # > 0: evaluate (and predict with) an exponential moving average of the parameters
-    cfg.train.precision = "float32"  # or bfloat16: compute in bfloat16, parameters and updates in float32
     cfg.train.stop_on_nan = True  # stop, naming the step, when the loss becomes nan or inf
 
     cfg.callbacks = ml_collections.ConfigDict()
@@ -100,11 +82,7 @@ def default_config() -> ml_collections.ConfigDict:
     cfg.ensemble.size = 1  # > 1: train this many models at once (vmap); member k uses seed + k
     cfg.ensemble.learning_rate = ()  # one per member; () = optimizer.learning_rate for all
     cfg.ensemble.weight_decay = ()  # one per member (adamw); () = optimizer.weight_decay for all
-    cfg.ensemble.select = "auto"  # metric that picks the best member: auto (eval accuracy, or eval loss)
-
-    cfg.privacy = ml_collections.ConfigDict()
-    cfg.privacy.clip_norm = 0.0  # > 0: DP-SGD, each example's gradient clipped to this L2 norm
-    cfg.privacy.noise_multiplier = 0.0  # Gaussian noise std = noise_multiplier * clip_norm
+    cfg.ensemble.select = "auto"  # metric that picks the best member: auto (the task's own), or loss, accuracy, ...
 
     cfg.checkpoint = ml_collections.ConfigDict()
     cfg.checkpoint.enabled = True  # orbax checkpoints in WORKDIR/checkpoints; rerunning resumes
@@ -113,7 +91,7 @@ def default_config() -> ml_collections.ConfigDict:
     cfg.checkpoint.every_seconds = 60.0  # save when this long has passed since the last save (0: off)
     cfg.checkpoint.keep = 2  # the latest K checkpoints ...
     cfg.checkpoint.keep_best = 1  # ... plus the best M by best_metric
-    cfg.checkpoint.best_metric = "auto"  # auto (eval accuracy, or eval loss for regression), or loss, accuracy, auc, ...
+    cfg.checkpoint.best_metric = "auto"  # auto (the task's own), or loss, accuracy, auc, ...
     cfg.checkpoint.async_save = True  # write in the background while training goes on
 
     cfg.distributed = ml_collections.ConfigDict()
@@ -122,6 +100,11 @@ def default_config() -> ml_collections.ConfigDict:
     cfg.distributed.num_processes = config_dict.placeholder(int)
     cfg.distributed.process_id = config_dict.placeholder(int)
     return cfg
+
+
+def default_config() -> ml_collections.ConfigDict:
+    """The tutorial's run: a 12-8-1 network, adam, binary cross-entropy, 150 epochs, batch 10."""
+    return defaults_for("supervised")
 
 
 def _split_spec(spec: str) -> tuple[str, str | None]:
@@ -158,13 +141,19 @@ def load(spec: str | None = None) -> ml_collections.ConfigDict:
     return cfg
 
 
-def defaults_for(task: str) -> ml_collections.ConfigDict:
-    """The default config of a task: `default_config()` for supervised learning, else the task's own."""
-    if task == "supervised":
-        return default_config()
-    from jaxdl import tasks  # imported here: the tasks import this module
+TASKS = ("supervised", "autoencoder", "language_model", "gan")
 
-    return tasks.default_config(task)
+
+def defaults_for(task: str) -> ml_collections.ConfigDict:
+    """The default config of a task: the shared sections (`base_config`) and the task's own keys.
+
+    Raises:
+      InputError: for an unknown task, listing the known ones.
+    """
+    if task not in TASKS:
+        raise InputError(f"task={task!r} is not a known task; expected one of: {', '.join(TASKS)}")
+    # Looked up by name: each task module builds its defaults on `base_config`.
+    return importlib.import_module(f"jaxdl.tasks.{task}").default_config()
 
 
 def from_dict(values: dict) -> ml_collections.ConfigDict:

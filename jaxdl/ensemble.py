@@ -1,7 +1,8 @@
 """Ensembles: K models trained at once, in one compiled program, with `jax.vmap`.
 
-An ensemble's `TrainState` is an ordinary one whose every leaf has a leading
-member axis of size K. Member k is the model that a single run with seed
+An ensemble's state is an ordinary one whose every leaf has a leading
+member axis of size K (`parallel.init_state` vmaps a Task's `init` over the
+members' keys). Member k is the model that a single run with seed
 `seed + k` would train: it starts from that seed's weights, draws that
 seed's dropout masks and reads the data in that seed's order. Members may
 also differ in learning rate and weight decay (`set_hyperparams`). The
@@ -14,9 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxdl import state as state_lib
 from jaxdl.errors import InputError
-from jaxdl.state import TrainState
 
 # Hyperparameters a member can have of its own, and the injected optax
 # hyperparameter (see `optim.build(per_member=True)`) that carries each.
@@ -28,38 +27,12 @@ def seeds(seed: int, size: int) -> np.ndarray:
     return np.arange(seed, seed + size, dtype=np.int32)
 
 
-def create(
-    model,
-    tx: optax.GradientTransformation,
-    *,
-    seed: int,
-    size: int,
-    input_shape: tuple[int, ...],
-    init=state_lib.init_variables,
-    ema_decay: float = 0.0,
-) -> TrainState:
-    """Initialises `size` members at once: member k as `state.create` with `PRNGKey(seed + k)`.
-
-    Args:
-      init: computes one model's initial variables; `parallel.compiled_init`
-        (which `run.initial_state` passes) is compiled once per model and
-        shape, so a second ensemble of the same model skips compiling.
-    """
-
-    def one(member_seed):
-        return state_lib.create(
-            model, tx, rng=jax.random.PRNGKey(member_seed), input_shape=input_shape, init=init, ema_decay=ema_decay
-        )
-
-    return jax.vmap(one)(seeds(seed, size))
-
-
-def size(state: TrainState) -> int:
+def size(state) -> int:
     """The number of members of an ensemble state; 0 for a single model's state."""
     return int(state.step.shape[0]) if np.ndim(state.step) else 0
 
 
-def member(state: TrainState, index: int) -> TrainState:
+def member(state, index: int):
     """Member `index` of an ensemble, as an ordinary single-model state."""
     count = size(state)
     if not 0 <= index < count:
@@ -67,11 +40,11 @@ def member(state: TrainState, index: int) -> TrainState:
     return jax.tree.map(lambda leaf: leaf[index], state)
 
 
-def set_hyperparams(state: TrainState, **values) -> TrainState:
-    """Gives each member its own value of hyperparameters built into its optimizer.
+def set_hyperparams(state, **values):
+    """Gives each member its own value of hyperparameters built into its optimizer(s).
 
     Args:
-      state: an ensemble state whose optimizer was built with
+      state: an ensemble state (any task's) whose optimizers were built with
         `optim.build(..., per_member=True)`.
       **values: "step_size" (each member's learning rate over the configured
         one; see `MEMBER_HYPERPARAMS`) and/or "weight_decay" (adamw): one value per member.
@@ -89,13 +62,11 @@ def set_hyperparams(state: TrainState, **values) -> TrainState:
                 found.add(name)
         return node._replace(hyperparams=hyperparams)
 
-    opt_state = jax.tree.map(
-        replace, state.opt_state, is_leaf=lambda node: isinstance(node, optax.InjectStatefulHyperparamsState)
-    )
+    state = jax.tree.map(replace, state, is_leaf=lambda node: isinstance(node, optax.InjectStatefulHyperparamsState))
     missing = set(values) - found
     if missing:
         raise ValueError(f"the optimizer has no per-member {sorted(missing)}; build it with optim.build(per_member=True)")
-    return state.replace(opt_state=opt_state)
+    return state
 
 
 def summarise(figures: dict) -> dict:

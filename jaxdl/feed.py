@@ -1,6 +1,9 @@
 """Feeding the train step: from the host pipeline, or from a split that lives on the device.
 
-Both feeds run the same pure train step over the same plan of examples
+A feed knows nothing of the model, the loss or the step: it is handed a
+pure train step `(state, batch) -> (state, totals)` (already vmapped over an
+ensemble's members) and any batch pytree (a dict of arrays). Both feeds run
+that step over the same plan of examples
 (`data.order`), so for a given seed they train on the same batches in the
 same order; they differ only in where the batch is assembled.
 
@@ -23,23 +26,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxdl import ensemble, parallel, step
+from jaxdl import ensemble, parallel
 from jaxdl.data import ArrayDataset, order
 from jaxdl.data.pipeline import HostPipeline, Source
 from jaxdl.errors import InputError
-from jaxdl.losses import Loss
-from jaxdl.privacy import Privacy
 
 PIPELINES = ("auto", "device", "host")
-
-
-def make_train_step(loss: Loss, strategy: parallel.Strategy, privacy: Privacy | None = None, step_options=None):
-    """The pure train step a strategy runs: vmapped over members for an ensemble.
-
-    `step_options`: more arguments of `step.make_train_step` (accumulate, compute_dtype).
-    """
-    train_step = step.make_train_step(loss, axis_name=strategy.axis_name, privacy=privacy, **(step_options or {}))
-    return jax.vmap(train_step) if strategy.members else train_step
 
 
 class _Feed:
@@ -72,13 +64,11 @@ class HostFeed(_Feed):
     def __init__(
         self,
         pipelines: list[HostPipeline],
-        loss: Loss,
+        train_step,
         *,
         epochs: int = 1,
         steps_per_call: int = 1,
         strategy: parallel.Strategy = parallel.SINGLE,
-        privacy: Privacy | None = None,
-        step_options: dict | None = None,
     ):
         """One pipeline per ensemble member (one in all for a single model)."""
         self.pipelines = pipelines
@@ -86,7 +76,6 @@ class HostFeed(_Feed):
         self.strategy = strategy
         self.steps_per_epoch = pipelines[0].steps_per_epoch
         self.steps_per_call = min(steps_per_call, self.steps_per_epoch)
-        train_step = make_train_step(loss, strategy, privacy, step_options)
         self._step = parallel.compile_train_step(train_step, strategy)
         self._steps = parallel.compile_train_steps(train_step, strategy)
         self._iterators, self._last_epoch = None, 0
@@ -129,8 +118,8 @@ class ResidentFeed(_Feed):
 
     def __init__(
         self,
-        data: ArrayDataset,
-        loss: Loss,
+        data,
+        train_step,
         *,
         batch_size: int,
         seed: int,
@@ -141,14 +130,13 @@ class ResidentFeed(_Feed):
         transform=None,
         steps_per_call: int | None = None,
         strategy: parallel.Strategy = parallel.SINGLE,
-        privacy: Privacy | None = None,
-        step_options: dict | None = None,
     ):
-        arrays = {"x": data.x, "y": data.y, "mask": np.ones(len(data), np.float32)}
+        arrays = {**data.arrays, "mask": np.ones(len(data), np.float32)}
         if transform is not None:  # the same transform the host pipeline applies, on the whole split at once
             arrays = transform(arrays)
+        arrays.pop("mask")
         self.strategy = strategy
-        self._arrays = parallel.to_device({"x": arrays["x"], "y": arrays["y"]}, strategy)
+        self._arrays = parallel.to_device(arrays, strategy)
         members = strategy.members
         self._seed = ensemble.seeds(seed, members) if members else np.int32(seed)
         self.steps_per_epoch = order.steps_per_epoch(
@@ -166,7 +154,6 @@ class ResidentFeed(_Feed):
             return indices.swapaxes(0, 1), mask.swapaxes(0, 1)
 
         self.steps_per_call = min(steps_per_call or self.steps_per_epoch, self.steps_per_epoch)
-        train_step = make_train_step(loss, strategy, privacy, step_options)
         # Many members' permutations are many sorts, which XLA's CPU backend runs in the
         # training's critical path. On the host they can run while the device trains.
         self._host_plan, self._next_plan = None, None
@@ -217,14 +204,14 @@ def call_size(steps_per_call: int, remaining: int) -> int:
     return 1 << (remaining.bit_length() - 1)
 
 
-def nbytes(data: ArrayDataset) -> int:
-    """Bytes the split takes in memory."""
-    return int(data.x.nbytes + data.y.nbytes)
+def nbytes(data) -> int:
+    """Bytes an in-memory split takes."""
+    return int(sum(np.asarray(a).nbytes for a in data.arrays.values()))
 
 
 def make(
     data: Source,
-    loss: Loss,
+    train_step,
     *,
     batch_size: int,
     seed: int,
@@ -238,10 +225,8 @@ def make(
     shard_count: int = 1,
     epochs: int = 1,
     steps_per_call: int | str = "auto",
-    model=None,
+    loops_are_slow: bool = False,
     strategy: parallel.Strategy = parallel.SINGLE,
-    privacy: Privacy | None = None,
-    step_options: dict | None = None,
 ) -> HostFeed | ResidentFeed:
     """Picks the feed: on the device when the split is in memory and under `device_max_bytes`.
 
@@ -249,16 +234,15 @@ def make(
       pipeline: "auto", "device" (the split must be an in-memory ArrayDataset)
         or "host" (the grain pipeline).
       epochs: how many epochs the host pipeline's iterator spans.
+      train_step: the pure step `(state, batch) -> (state, totals)`, vmapped
+        over the members for an ensemble.
       steps_per_call: train steps per compiled call (fused with `lax.scan`):
         an integer, "epoch", or "auto" (an epoch on the device path, one
         step on the host path, where a call's batches are stacked on the host;
-        one step for a `model` that loops slow down, see
-        `parallel.loops_are_slow`).
-      model: the model to be trained, for "auto".
+        one step when `loops_are_slow`, see `parallel.loops_are_slow`).
       batch_size: the global batch; with several processes (`shard_count`),
         each reads batch_size / shard_count rows of it per step.
       strategy: where the steps run (`parallel.choose`).
-      privacy: DP-SGD settings, or None.
 
     Raises:
       InputError: for an unknown pipeline, or "device" with a split that is
@@ -266,7 +250,7 @@ def make(
     """
     if pipeline not in PIPELINES:
         raise InputError(f"data.pipeline={pipeline!r} is not known; expected one of: {', '.join(PIPELINES)}")
-    in_memory = isinstance(data, ArrayDataset)
+    in_memory = hasattr(data, "arrays")
     if pipeline == "device" and not in_memory:
         raise InputError("data.pipeline='device' needs a split held in memory; this one is read from files: use 'host'")
     if pipeline == "device" and shard_count > 1:
@@ -277,13 +261,13 @@ def make(
     batch_size = local_batch_size(batch_size, shard_count)
     steps = order.steps_per_epoch(len(data), batch_size, shard_count=shard_count, drop_remainder=drop_remainder)
     per_call = resolve_steps_per_call(steps_per_call, steps_per_epoch=steps, on_device=on_device)
-    if steps_per_call == "auto" and model is not None and parallel.loops_are_slow(model, data.x.shape[1:] if in_memory else data.feature_shape):
+    if steps_per_call == "auto" and loops_are_slow:
         per_call = 1
     if on_device:
         return ResidentFeed(
-            data, loss, batch_size=batch_size, seed=seed, shuffle=shuffle, drop_remainder=drop_remainder,
+            data, train_step, batch_size=batch_size, seed=seed, shuffle=shuffle, drop_remainder=drop_remainder,
             shard_index=shard_index, shard_count=shard_count, transform=transform, steps_per_call=per_call,
-            strategy=strategy, privacy=privacy, step_options=step_options,
+            strategy=strategy,
         )
     member_seeds = ensemble.seeds(seed, strategy.members) if strategy.members else [seed]
     hosts = [
@@ -293,9 +277,7 @@ def make(
         )
         for member_seed in member_seeds
     ]
-    return HostFeed(
-        hosts, loss, epochs=epochs, steps_per_call=per_call, strategy=strategy, privacy=privacy, step_options=step_options
-    )
+    return HostFeed(hosts, train_step, epochs=epochs, steps_per_call=per_call, strategy=strategy)
 
 
 def local_batch_size(batch_size: int, shard_count: int, *, argument: str = "train.batch_size") -> int:

@@ -13,10 +13,12 @@ import os
 
 import numpy as np
 
-from jaxdl import checkpoint, config as config_lib, data, ensemble, metrics, parallel, run
+import jax
+
+from jaxdl import checkpoint, config as config_lib, data, ensemble, parallel, run, task as task_lib
 from jaxdl.data import csv_source
 from jaxdl.errors import InputError
-from jaxdl.loop import Evaluator, predict as predict_batches, train_totals
+from jaxdl.loop import Evaluator, predict as predict_batches, zero_totals
 from jaxdl.state import TrainState
 
 WHICH = ("best", "latest")
@@ -55,23 +57,29 @@ def restore(workdir: str, *, which: str = "best") -> Restored:
     cfg = config_lib.from_dict(stored)
     setup = run.setup(cfg)
     strategy = parallel.Strategy("single", None, setup.strategy.members)  # inference runs on one device
-    initial = run.initial_state(
-        setup.model, setup.tx, seed=cfg.seed, input_shape=setup.splits.info.feature_shape, strategy=strategy,
-        hyperparams=setup.hyperparams,
+    initial = run.initial_state(setup.task, seed=cfg.seed, strategy=strategy, hyperparams=setup.hyperparams)
+    checkpointer = checkpoint.Checkpointer(
+        workdir, keep=cfg.checkpoint.keep, keep_best=cfg.checkpoint.keep_best,
+        best_metric=run.select_metric(cfg.checkpoint.best_metric, setup.built), async_save=False,
     )
-    checkpointer = run.make_checkpointer(cfg, workdir, setup.loss)
-    zeros = train_totals(setup.loss, initial)
+    step = task_lib.checked_train_step(setup.task)
+    example = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), run._example_batch(setup.splits, cfg.train.batch_size))
+    if strategy.members:
+        step = jax.vmap(step)
+        example = jax.tree.map(lambda a: jax.ShapeDtypeStruct((strategy.members, *a.shape), a.dtype), example)
+    zeros = zero_totals(step, initial, example)
+    callbacks = run.callbacks_lib.from_config(cfg.callbacks)
     try:
         best = checkpointer.best_step() if which == "best" else None
         restored, chose = None, "the latest intact checkpoint"
         if best is not None:
             try:
-                restored = checkpointer.restore(best, initial, zeros)
+                restored = checkpointer.restore(best, initial, zeros, callbacks=callbacks)
                 chose = f"the best checkpoint by {checkpointer.best_metric}"
             except checkpoint.DamagedCheckpoint as err:
                 chose = f"the latest intact checkpoint (the best, at step {best}, is damaged: {err})"
         if restored is None:
-            restored = checkpointer.restore_latest(initial, zeros)
+            restored = checkpointer.restore_latest(initial, zeros, callbacks=callbacks)
         if restored is None:
             raise InputError(f"--workdir={workdir!r}: every checkpoint is damaged; nothing to restore")
     finally:
@@ -83,7 +91,7 @@ def restore(workdir: str, *, which: str = "best") -> Restored:
 def evaluate(restored: Restored) -> dict:
     """The restored state's figures on its run's test split (for an ensemble: means and `<name>_members`)."""
     setup = restored.setup
-    evaluator = Evaluator(setup.loss, batch_size=restored.config["train"]["eval_batch_size"], transform=setup.splits.transform)
+    evaluator = Evaluator(setup.task, batch_size=restored.config["train"]["eval_batch_size"], transform=setup.splits.transform)
     return ensemble.summarise(evaluator(restored.state, setup.splits.test))
 
 
@@ -124,4 +132,4 @@ def predict(restored: Restored, x: np.ndarray, workdir: str) -> np.ndarray:
     transform = restored.setup.splits.transform  # e.g. images scaled to [0, 1], flattened
     if transform is not None:
         x = transform({"x": x, "y": np.zeros(len(x), np.int32), "mask": np.ones(len(x), np.float32)})["x"]
-    return predict_batches(restored.state, x)
+    return predict_batches(restored.state, x, predict_step=restored.setup.task.predict_step)

@@ -1,8 +1,9 @@
-"""The training loop: epochs of compiled steps, evaluation, and what each epoch reports.
+"""The training loop, the only one: epochs of compiled steps, evaluation, callbacks, checkpoints.
 
-The loop moves batches and numbers around; the arithmetic happens in the
-compiled steps (`step.py`, compiled by `parallel.py`). Metrics stay on the
-device during an epoch and are fetched once at its end.
+It trains any `jaxdl.task.Task`. The loop moves batches and numbers around;
+the arithmetic happens in the task's steps, compiled by `jaxdl.parallel`
+and fed by `jaxdl.feed`. Metric totals stay on the device during an epoch
+and are fetched once at its end (or at a callback's or checkpoint's step).
 """
 
 import dataclasses
@@ -12,13 +13,12 @@ from collections.abc import Callable, Sequence
 import jax
 import numpy as np
 
-from jaxdl import ensemble, metrics, parallel, step
+from jaxdl import ensemble, metrics, parallel
 from jaxdl.callbacks import Callback, Control
 from jaxdl.checkpoint import Position, Schedule
-from jaxdl.data import ArrayDataset, batching
+from jaxdl.data import batching
 from jaxdl.errors import InputError, NonFiniteError
-from jaxdl.losses import Loss
-from jaxdl.state import TrainState
+from jaxdl.task import Task
 from jaxdl.writers import Progress
 
 
@@ -46,58 +46,53 @@ class History:
 
 
 class Evaluator:
-    """Evaluates a state on a dataset with one compiled eval step, reused across calls.
+    """Evaluates a state on a dataset with a task's eval step, compiled once and reused across calls.
 
     An ensemble's members are evaluated together (the eval step vmapped over
     them), each figure coming back once per member.
     """
 
-    def __init__(self, loss: Loss, *, batch_size: int = 1024, transform: Callable | None = None):
+    def __init__(self, task: Task, *, batch_size: int = 1024, transform: Callable | None = None):
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise InputError(f"eval batch_size={batch_size!r}: expected a positive integer")
-        self._loss = loss
+        self._task = task
         self._batch_size = batch_size
         self._transform = transform
         self._compiled = {}
 
-    def _eval_step(self, members: bool) -> Callable:
+    def _eval_step(self, members: bool) -> tuple[Callable, Callable]:
         if members not in self._compiled:
-            eval_step = step.make_eval_step(self._loss)
-            self._compiled[members] = parallel.compile_eval_step(
-                jax.vmap(eval_step, in_axes=(0, None)) if members else eval_step
-            )
+            eval_step = jax.vmap(self._task.eval_step, in_axes=(0, None)) if members else self._task.eval_step
+            self._compiled[members] = (eval_step, parallel.compile_eval_step(eval_step))
         return self._compiled[members]
 
-    def __call__(self, state: TrainState, data) -> dict:
-        """Loss, accuracy and, for binary tasks, precision, recall and exact AUC on `data`.
-
-        Figures are floats for one model, and arrays of one value per member
-        for an ensemble.
-        """
+    def __call__(self, state, data) -> dict:
+        """The task's figures on `data`: floats for one model, arrays of one value per member for an ensemble."""
         state = parallel.local(state)  # a multi-host run's state: every process evaluates its own copy
         members = ensemble.size(state)
-        eval_step = self._eval_step(bool(members))
-        totals = metrics.zeros(metrics.metric_kind(self._loss, state.model.num_outputs), np.shape(state.step))
-        scores, labels, masks = [], [], []
+        eval_step, compiled = self._eval_step(bool(members))
+        totals, collected = None, []
         for batch in batching.eval_batches(data, self._batch_size, transform=self._transform):
-            totals, batch_scores = eval_step(state, totals, batch)
-            scores.append(batch_scores)
-            labels.append(batch["y"] if batch["y"].ndim == 1 else batch["y"].argmax(axis=-1))
-            masks.append(batch["mask"])
-        totals, scores = parallel.fetch((totals, scores))
-        result = metrics.compute(totals)
-        if "true_pos" in totals:
-            real = np.concatenate(masks) > 0
-            labels = np.concatenate(labels)[real]
-            scores = np.concatenate(scores, axis=-1)[..., real]  # (examples,) or (members, examples)
-            aucs = [metrics.roc_auc(member_scores, labels) for member_scores in scores.reshape(-1, len(labels))]
-            result["auc"] = np.asarray(aucs) if members else aucs[0]
-        return result
+            if totals is None:
+                spec = dict(jax.eval_shape(eval_step, state, batch))
+                spec.pop(metrics.COLLECTED, None)
+                totals = metrics.zeros_like(spec)
+            totals, batch_collected = compiled(state, totals, batch)
+            collected.append(batch_collected)
+        totals, collected = parallel.fetch((totals, collected))
+        totals = dict(totals)
+        if collected and collected[0]:
+            axis = 1 if members else 0  # the examples' axis
+            totals[metrics.COLLECTED] = {k: np.concatenate([c[k] for c in collected], axis=axis) for k in collected[0]}
+        return self._task.figures(totals)
 
 
-def train_totals(loss: Loss, state: TrainState) -> dict:
-    """Empty totals of train steps: scalars for one model, one per member (the step counter's shape) for an ensemble."""
-    return metrics.zeros(metrics.metric_kind(loss, state.model.num_outputs), np.shape(state.step), training=True)
+def zero_totals(train_step: Callable, state, batch) -> dict:
+    """Empty totals of `train_step` (host arrays): scalars for one model, one per member for an ensemble.
+
+    `batch` may be abstract (`jax.ShapeDtypeStruct`s); nothing is computed.
+    """
+    return metrics.zeros_like(jax.eval_shape(train_step, state, batch)[1])
 
 
 class NonFiniteLoss(NonFiniteError):
@@ -126,14 +121,15 @@ def _next_stop(epoch: int, step: int, steps_per_epoch: int, every: list[int]) ->
 
 
 def train(
-    state: TrainState,
+    state,
     feed,
     *,
-    loss: Loss,
+    zeros: dict,
     epochs: int,
-    eval_data: ArrayDataset | None = None,
+    eval_data=None,
     eval_every_epochs: int = 1,
     evaluator: Evaluator | None = None,
+    report: Callable | None = None,
     progress: Progress | None = None,
     on_epoch: Callable[[dict], None] | None = None,
     start: Position | None = None,
@@ -141,17 +137,20 @@ def train(
     checkpoints: Schedule | None = None,
     callbacks: Sequence[Callback] = (),
     stop_on_nan: bool = True,
-) -> tuple[TrainState, History]:
+) -> tuple[object, History]:
     """Trains for `epochs` passes over the data that `feed` serves.
 
     Args:
       state: the initial state; it is donated to the first step, so use the
         returned state from then on.
       feed: a `feed.HostFeed` or `feed.ResidentFeed` (see `feed.make`).
-      loss: the loss being minimised (for metrics and evaluation).
+      zeros: empty metric totals of the feed's step (`zero_totals`).
       epochs: passes over the data.
-      eval_data: evaluated every `eval_every_epochs` epochs and after the last.
-      evaluator: reused for evaluation (built from `loss` when None).
+      eval_data: evaluated every `eval_every_epochs` epochs and after the
+        last, by `evaluator`.
+      evaluator: the task's `Evaluator`.
+      report: (state, step) -> extra figures, called after each evaluation
+        (the task's pictures, text and figures that are not batch sums).
       progress: the console display, if any.
       on_epoch: called with each epoch's record.
       start: where a resumed run continues (default: the first step).
@@ -169,14 +168,14 @@ def train(
       `history.stop_reason` says why a callback stopped it.
     """
     if eval_data is not None and evaluator is None:
-        evaluator = Evaluator(loss)
+        raise ValueError("eval_data without an evaluator")
     history = History()
     steps_per_epoch = feed.steps_per_epoch
     start = start or Position()
     every = [c.every_steps for c in callbacks if c.every_steps]
     for epoch in range(start.epoch, epochs + 1):
         begin, compiled_before = time.perf_counter(), parallel.compile_seconds()
-        step, totals = 0, train_totals(loss, state)
+        step, totals = 0, zeros
         if epoch == start.epoch and start.step:
             step, totals = start.step, start_totals
         while step < steps_per_epoch:
@@ -193,7 +192,7 @@ def train(
                     _check_finite(fetched, epoch)
                 control = Control(state)
                 for callback in due:
-                    callback.on_steps(control, done, ensemble.summarise(metrics.compute(fetched)))
+                    callback.on_steps(control, done, ensemble.summarise(metrics.means(fetched)))
                 state = control.state
                 if checkpoints is not None and checkpoints.at_boundary(state, totals, Position(epoch, step)):
                     history.stopped_at = done
@@ -201,7 +200,7 @@ def train(
         fetched = parallel.fetch_totals(totals)  # waits for the epoch
         if stop_on_nan:
             _check_finite(fetched, epoch)
-        train_metrics = ensemble.summarise(metrics.compute(fetched))
+        train_metrics = ensemble.summarise(metrics.means(fetched))
         seconds = time.perf_counter() - begin
         compiling = parallel.compile_seconds() - compiled_before
         record = {
@@ -216,6 +215,8 @@ def train(
         control = Control(state)
         if eval_data is not None and (epoch % eval_every_epochs == 0 or epoch == epochs):
             record.update({f"eval_{k}": v for k, v in ensemble.summarise(evaluator(state, eval_data)).items()})
+            if report is not None:
+                record.update({f"eval_{k}": v for k, v in (report(state, epoch * steps_per_epoch) or {}).items()})
             for callback in callbacks:
                 callback.on_eval(control, record)
         history.records.append(record)
@@ -226,35 +227,35 @@ def train(
         if on_epoch is not None:
             on_epoch(record)
         last = epoch == epochs or control.stop
-        if checkpoints is not None:
-            # Saved before a callback's change takes effect: the checkpoint is the state training reached.
-            at_end = Position(epochs + 1, 0) if control.stop else Position(epoch + 1, 0)
-            if checkpoints.at_boundary(state, train_totals(loss, state), at_end, record=record, last=last):
-                if epoch < epochs:
-                    history.stopped_at = epoch * steps_per_epoch
-                    state = control.state
-                    return state, history
+        # The callbacks' changes (a cut learning rate, the best state restored) take effect before
+        # the save: the checkpoint holds the state training continues from, with the callbacks' own.
         state = control.state
+        if control.stop:
+            history.stop_reason = control.reason
+        if checkpoints is not None:
+            at_end = Position(epochs + 1, 0) if control.stop else Position(epoch + 1, 0)
+            if checkpoints.at_boundary(state, zeros, at_end, record=record, last=last):
+                if epoch < epochs and not control.stop:
+                    history.stopped_at = epoch * steps_per_epoch
+                    return state, history
         if control.stop:
             history.stop_reason = control.reason
             break
     return state, history
 
 
-def predict(state: TrainState, x: np.ndarray, *, batch_size: int = 1024, predict_fn: Callable | None = None) -> np.ndarray:
-    """The output layer's activations for features `x`, computed in padded batches (one compile).
+def predict(state, x: np.ndarray, *, predict_step: Callable, batch_size: int = 1024) -> np.ndarray:
+    """`predict_step(state, x)` over `x` in padded batches (one compile).
 
     For an ensemble: every member's outputs, (members, examples, outputs).
     """
     state = parallel.local(state)
     members = ensemble.size(state)
-    if predict_fn is None:
-        predict_step = step.make_predict_step()
-        predict_fn = parallel.compile_predict_step(jax.vmap(predict_step, in_axes=(0, None)) if members else predict_step)
+    compiled = parallel.compile_predict_step(jax.vmap(predict_step, in_axes=(0, None)) if members else predict_step)
     batch_size = min(batch_size, len(x))
     outputs = []
     for start in range(0, len(x), batch_size):
         chunk = x[start : start + batch_size]
         padded = np.concatenate([chunk, np.repeat(chunk[:1], batch_size - len(chunk), axis=0)])
-        outputs.append(parallel.fetch(predict_fn(state, padded))[..., : len(chunk), :])
+        outputs.append(parallel.fetch(compiled(state, padded))[..., : len(chunk), :])
     return np.concatenate(outputs, axis=-2)

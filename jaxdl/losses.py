@@ -23,7 +23,8 @@ class Loss:
 
     Attributes:
       name: the name users give.
-      kind: the task it trains: "binary", "multiclass" or "regression".
+      kind: the task it trains: "binary", "multiclass", "regression", or
+        "custom" for a user's function (whose only metric is the loss).
       head: the output activation it assumes ("sigmoid", "softmax"), or None
         when it works with any output layer (it then sees the outputs after
         the head is applied).
@@ -79,6 +80,29 @@ def get(name: str, *, argument: str = "loss") -> Loss:
         known = sorted([*LOSSES, *ALIASES])
         raise InputError(f"{argument}={name!r} is not a known loss; expected one of: {', '.join(known)}")
     return LOSSES[key]
+
+
+def resolve(loss, *, argument: str = "loss") -> Loss:
+    """A loss from a name (any case; Keras aliases too), a `Loss`, or a callable `(outputs, labels) -> per-example loss`.
+
+    A callable sees the model's outputs as they are (logits for a classifier:
+    e.g. `optax.softmax_cross_entropy_with_integer_labels`) and must return
+    one value per example; `Supervised.check` verifies that before training.
+
+    Raises:
+      InputError: for an unknown name or a value that is none of these.
+    """
+    if isinstance(loss, Loss):
+        return loss
+    if isinstance(loss, str):
+        return get(loss.lower(), argument=argument) if loss.lower() in {*LOSSES, *ALIASES} else get(loss, argument=argument)
+    if callable(loss):
+        name = getattr(loss, "__name__", type(loss).__name__)
+        return Loss(name, "custom", None, lambda z, y, head_fn: loss(z, y))
+    raise InputError(
+        f"{argument}={loss!r}: expected a loss name ({', '.join(sorted([*LOSSES, *ALIASES]))}) or a function "
+        "(outputs, labels) -> one loss per example"
+    )
 
 
 def for_task(num_classes: int | None) -> Loss:

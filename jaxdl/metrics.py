@@ -1,10 +1,16 @@
 """Metrics: per-batch totals that add up on the device, and the figures computed from them.
 
-A step returns *totals* (sums and counts), never averages, so that batches,
-epochs and, later, devices merge by plain addition and the padded rows of a
-last partial batch (mask 0) count for nothing. `compute` turns totals into
-loss, accuracy and, for binary tasks, precision and recall. AUC needs every
-score, so `roc_auc` works on the scores that evaluation collects.
+A step returns *totals*, a flat dict of sums and counts, never averages, so
+that batches, fused steps, epochs, devices and ensemble members merge by one
+rule (`merge`: addition, and the minimum for the first non-finite step), and
+the padded rows of a last partial batch (mask 0) count for nothing. `means`
+turns every `<name>_sum` into `<name>` = sum / count, for any task; `compute`
+adds precision and recall for classifiers. AUC needs every score, so an eval
+step can return per-example arrays under `COLLECTED`, which evaluation
+concatenates, and `roc_auc` works on those.
+
+(`clu.metrics` offers the same idea as classes; a flat dict of sums keeps the
+merge one line, the same inside `lax.scan`, pmap and vmap, and JSON-ready.)
 """
 
 import jax
@@ -12,47 +18,47 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxdl.losses import Loss
+from jaxdl.parallel import collectives
 
-TOTALS = {
-    "binary": ("loss_sum", "count", "correct", "true_pos", "false_pos", "false_neg"),
-    "multiclass": ("loss_sum", "count", "correct"),
-    "regression": ("loss_sum", "count", "abs_error_sum"),
-}
-
-
-def is_binary(loss: Loss, num_outputs: int) -> bool:
-    """Binary metrics apply to a sigmoid unit and to a softmax over exactly two classes."""
-    return loss.kind == "binary" or (loss.kind == "multiclass" and num_outputs == 2)
-
-
-def metric_kind(loss: Loss, num_outputs: int) -> str:
-    """Which set of totals a loss and output layer produce."""
-    return "binary" if is_binary(loss, num_outputs) else loss.kind
-
-
-# A train step's totals also carry the first step (counting from 1) whose loss was not
-# finite, or NO_STEP; merged by minimum, not by sum.
+# A train step's totals also carry the first step (counting from 1) whose figures were not
+# finite, or NO_STEP; merged by minimum, not by sum. The trainer adds it (`with_nonfinite`).
 NONFINITE = "nonfinite_step"
 NO_STEP = 2**31 - 1
-
-
-def zeros(kind: str, shape: tuple[int, ...] = (), *, training: bool = False) -> dict[str, np.ndarray]:
-    """Empty totals of a metric kind, as host arrays: scalars, or `shape` (K,) for an ensemble of K.
-
-    `training`: the totals a train step returns, with `NONFINITE`.
-
-    Host numpy zeros, not jnp.zeros: passing them to a compiled step costs a
-    copy, where creating device zeros would run op-by-op computations.
-    """
-    totals = {name: np.zeros(shape, np.float32) for name in TOTALS[kind]}
-    if training:
-        totals[NONFINITE] = np.full(shape, NO_STEP, np.int32)
-    return totals
+# An eval step may return per-example arrays under this key (scores and labels for
+# AUC, say): they are concatenated over the batches, not summed.
+COLLECTED = "collected"
 
 
 def merge(a: dict, b: dict) -> dict:
     """Adds two sets of totals (the first non-finite step: the earlier of the two)."""
     return {k: (jnp.minimum if k == NONFINITE else jnp.add)(a[k], b[k]) for k in a}
+
+
+def reduce_over_devices(totals: dict) -> dict:
+    """Inside a step under pmap: one device's totals of its slice become the whole batch's (sums; min for NONFINITE)."""
+    axis = collectives.batch_axis()
+    if axis is None:
+        return totals
+    return {k: (jax.lax.pmin if k == NONFINITE else jax.lax.psum)(v, axis) for k, v in totals.items()}
+
+
+def with_nonfinite(totals: dict, step: jax.Array) -> dict:
+    """Adds `NONFINITE` to a train step's totals: `step + 1` when any floating-point figure is nan or inf."""
+    floats = [jnp.all(jnp.isfinite(v)) for v in totals.values() if jnp.issubdtype(jnp.result_type(v), jnp.inexact)]
+    finite = jnp.all(jnp.stack(floats)) if floats else jnp.asarray(True)
+    return {**totals, NONFINITE: jnp.where(finite, NO_STEP, jnp.asarray(step) + 1).astype(jnp.int32)}
+
+
+def zeros_like(spec: dict) -> dict[str, np.ndarray]:
+    """Empty totals shaped like `spec` (e.g. `jax.eval_shape` of a step's totals), as host arrays.
+
+    Host numpy zeros, not jnp.zeros: passing them to a compiled step costs a
+    copy, where creating device zeros would run op-by-op computations.
+    """
+    return {
+        k: np.full(v.shape, NO_STEP, np.int32) if k == NONFINITE else np.zeros(v.shape, v.dtype)
+        for k, v in spec.items()
+    }
 
 
 def first_nonfinite_step(totals: dict) -> int | None:
@@ -61,6 +67,30 @@ def first_nonfinite_step(totals: dict) -> int | None:
         return None
     step = int(np.min(totals[NONFINITE]))
     return None if step >= NO_STEP - 1 else step
+
+
+def means(totals: dict) -> dict:
+    """The figures of totals fetched to the host: every `<name>_sum` divided by `count` becomes `<name>`.
+
+    Scalar totals give floats; an ensemble's (one per member) give arrays.
+    Totals without a `count` are reported as they are (sums).
+    """
+    t = {k: np.asarray(v, np.float64) for k, v in totals.items() if k not in (NONFINITE, COLLECTED)}
+    count = np.maximum(t["count"], 1.0) if "count" in t else None
+    out = {}
+    for key, value in t.items():
+        if key == "count":
+            continue
+        if key.endswith("_sum") and count is not None:
+            out[key[: -len("_sum")]] = value / count
+        else:
+            out[key] = value
+    return {k: float(v) if np.ndim(v) == 0 else v for k, v in out.items()}
+
+
+def is_binary(loss: Loss, num_outputs: int) -> bool:
+    """Binary metrics apply to a sigmoid unit and to a softmax over exactly two classes."""
+    return loss.kind == "binary" or (loss.kind == "multiclass" and num_outputs == 2)
 
 
 def predictions(loss: Loss, logits: jax.Array) -> tuple[jax.Array, jax.Array | None]:
@@ -97,7 +127,9 @@ def batch_totals(
     totals = {"loss_sum": jnp.sum(per_example_loss * mask), "count": jnp.sum(mask)}
     if loss.kind == "regression":
         err = jnp.abs(outputs - labels.reshape(outputs.shape).astype(outputs.dtype))
-        totals["abs_error_sum"] = jnp.sum(err.reshape(err.shape[0], -1).mean(axis=-1) * mask)
+        totals["mae_sum"] = jnp.sum(err.reshape(err.shape[0], -1).mean(axis=-1) * mask)
+        return totals
+    if loss.kind == "custom":  # a user's loss: nothing more is known of what the outputs mean
         return totals
     pred, _ = predictions(loss, logits)
     if labels.ndim == logits.ndim:  # one-hot label rows
@@ -107,7 +139,7 @@ def batch_totals(
     def count(condition):
         return jnp.sum(jnp.where(condition, mask, 0.0))
 
-    totals["correct"] = count(pred == labels)
+    totals["accuracy_sum"] = count(pred == labels)
     if is_binary(loss, logits.shape[-1]):
         totals["true_pos"] = count((pred == 1) & (labels == 1))
         totals["false_pos"] = count((pred == 1) & (labels == 0))
@@ -116,25 +148,19 @@ def batch_totals(
 
 
 def compute(totals: dict) -> dict:
-    """Figures from totals fetched to the host: loss, accuracy, precision, recall, mae.
+    """Figures from a classifier's or regressor's totals fetched to the host: loss, accuracy, precision, recall, mae.
 
     Precision (recall) is 0 when nothing was predicted (is) positive, as in
     scikit-learn's `zero_division=0`. Scalar totals give floats; an
     ensemble's totals (one per member) give one figure per member, as arrays.
     """
-    t = {k: np.asarray(v, np.float64) for k, v in totals.items() if k != NONFINITE}
-    count = np.maximum(t["count"], 1.0)
-    out = {"loss": t["loss_sum"] / count}
-    if "correct" in t:
-        out["accuracy"] = t["correct"] / count
-    if "true_pos" in t:
-        predicted_pos = t["true_pos"] + t["false_pos"]
-        actual_pos = t["true_pos"] + t["false_neg"]
-        out["precision"] = _ratio(t["true_pos"], predicted_pos)
-        out["recall"] = _ratio(t["true_pos"], actual_pos)
-    if "abs_error_sum" in t:
-        out["mae"] = t["abs_error_sum"] / count
-    return {k: float(v) if np.ndim(v) == 0 else v for k, v in out.items()}
+    out = means({k: v for k, v in totals.items() if k not in ("true_pos", "false_pos", "false_neg")})
+    if "true_pos" in totals:
+        t = {k: np.asarray(totals[k], np.float64) for k in ("true_pos", "false_pos", "false_neg")}
+        precision = _ratio(t["true_pos"], t["true_pos"] + t["false_pos"])
+        recall = _ratio(t["true_pos"], t["true_pos"] + t["false_neg"])
+        out.update({k: float(v) if np.ndim(v) == 0 else v for k, v in (("precision", precision), ("recall", recall))})
+    return out
 
 
 def _ratio(part: np.ndarray, whole: np.ndarray) -> np.ndarray:

@@ -71,13 +71,17 @@ def _weights_only(params):
     return jax.tree.map(lambda p: jnp.ndim(p) > 1, params)
 
 
-def set_scale(opt_state, value):
-    """Sets the learning-rate scale that `build(..., scalable=True)` keeps in the optimizer's state."""
+def multiply_scale(opt_state, factor: float):
+    """Multiplies the learning-rate scale that `build(..., scalable=True)` keeps in the optimizer's state.
+
+    Relative, not absolute: an ensemble's members keep their own rates
+    (`ensemble.set_hyperparams`), each multiplied by `factor`.
+    """
 
     def replace(node):
         if isinstance(node, optax.InjectStatefulHyperparamsState) and "step_size" in node.hyperparams:
             current = node.hyperparams["step_size"]
-            return node._replace(hyperparams={**node.hyperparams, "step_size": jnp.full_like(current, value)})
+            return node._replace(hyperparams={**node.hyperparams, "step_size": current * jnp.asarray(factor, current.dtype)})
         return node
 
     return jax.tree.map(replace, opt_state, is_leaf=lambda n: isinstance(n, optax.InjectStatefulHyperparamsState))
@@ -106,7 +110,7 @@ def build(
         scaling the update by lr_k / learning_rate is training at lr_k, with
         any schedule.
       scalable: keep a learning-rate scale in the state (as for per_member),
-        which `set_scale` changes: for reduce-on-plateau.
+        which `multiply_scale` changes: for reduce-on-plateau.
 
     Raises:
       InputError: for an unknown name or a bad setting, naming it.
@@ -146,3 +150,15 @@ def build(
     if not isinstance(cfg["flatten"], bool):
         raise InputError(f"optimizer.flatten={cfg['flatten']!r}: expected true or false")
     return optax.flatten(tx) if cfg["flatten"] else tx
+
+
+def from_config(cfg, *, total_steps: int, settings=None) -> optax.GradientTransformation:
+    """The optimizer of a run's config (its `optimizer` section, or `settings`), ready for its ensemble and callbacks.
+
+    Per-member learning rates or weight decays (`ensemble.*`) keep their scale
+    in the optimizer's state; so does reduce-on-plateau (`callbacks.reduce_lr_patience`).
+    """
+    per_member = bool(tuple(cfg.ensemble.learning_rate) or tuple(cfg.ensemble.weight_decay))
+    scalable = bool(cfg.callbacks.reduce_lr_patience)
+    settings = cfg.optimizer if settings is None else settings
+    return build(dict(settings), total_steps=total_steps, per_member=per_member, scalable=scalable)

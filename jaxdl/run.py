@@ -1,63 +1,48 @@
-"""A run from a config: check everything, train, evaluate, and write the workdir.
+"""A run: check everything, build the task, train it with the one loop, evaluate, and write the workdir.
 
-`train_and_evaluate(config, workdir)` is what `jaxdl train` calls, and is
-importable for tests and notebooks.
+`train_and_evaluate(config, workdir)` is what `jaxdl train` calls, for every
+task; `execute` is the part that `jaxdl.fit` shares with it, so a notebook's
+run and the command's are the same run.
 """
 
 import dataclasses
 import os
 import sys
 import time
+from collections.abc import Sequence
 
 import flax.serialization
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import optax
 
-from jaxdl import __version__, checkpoint, data, ensemble, feed, losses, models, optim, parallel, state as state_lib
-from jaxdl import callbacks as callbacks_lib, model_summary, workdir as workdir_lib
+from jaxdl import __version__, checkpoint, data, ensemble, feed, optim, parallel, state as state_lib, tasks
+from jaxdl import callbacks as callbacks_lib, task as task_lib, workdir as workdir_lib
 from jaxdl.errors import InputError
-from jaxdl.loop import Evaluator, train, train_totals
-from jaxdl.privacy import Privacy
-from jaxdl.writers import JsonLinesWriter, PlotWriter, Progress, TensorBoardWriter, write_bytes, write_json
+from jaxdl.loop import Evaluator, History, train, zero_totals
+from jaxdl.writers import JsonLinesWriter, PlotWriter, Progress, ReportWriter, TensorBoardWriter, write_bytes, write_json
 
-SELECT_METRICS = ("auto", "loss", "accuracy", "auc", "precision", "recall", "mae")
+SUPERVISED_SELECT = ("auto", "loss", "accuracy", "auc", "precision", "recall", "mae")
 
 
 @dataclasses.dataclass(frozen=True)
 class Setup:
     """Everything a run needs, built and checked from a config before anything compiles."""
 
-    splits: data.Splits
-    loss: losses.Loss
-    model: models.MLP
-    tx: optax.GradientTransformation
+    built: tasks.Built
     steps_per_epoch: int
     strategy: parallel.Strategy = parallel.SINGLE
     strategy_note: str = ""
-    privacy: Privacy | None = None
     hyperparams: dict = dataclasses.field(default_factory=dict)  # per-member values, see ensemble.set_hyperparams
-    step_options: dict = dataclasses.field(default_factory=dict)  # accumulate, compute_dtype: see step.make_train_step
     learning_rate: object = None  # the schedule (or constant), for logging
 
+    @property
+    def task(self) -> task_lib.Task:
+        return self.built.task
 
-def initial_state(
-    model, tx: optax.GradientTransformation, *, seed: int, input_shape: tuple[int, ...],
-    strategy: parallel.Strategy = parallel.SINGLE, hyperparams: dict | None = None, ema_decay: float = 0.0,
-) -> state_lib.TrainState:
-    """The state a run starts from, placed for its strategy: one model, or an ensemble of `strategy.members`."""
-    if strategy.members:
-        state = ensemble.create(
-            model, tx, seed=seed, size=strategy.members, input_shape=input_shape, init=parallel.compiled_init,
-            ema_decay=ema_decay,
-        )
-        if hyperparams:
-            state = ensemble.set_hyperparams(state, **hyperparams)
-    else:
-        state = parallel.create_state(model, tx, rng=jax.random.PRNGKey(seed), input_shape=input_shape, ema_decay=ema_decay)
-    return parallel.place_state(strategy, state)
+    @property
+    def splits(self) -> data.Splits:
+        return self.built.splits
 
 
 def member_hyperparams(
@@ -100,8 +85,47 @@ def _check_bool(value, name: str) -> bool:
     return value
 
 
+def check_shared(cfg: ml_collections.ConfigDict) -> None:
+    """Checks the sections every task shares (train, data pipeline, parallel, ensemble, callbacks, checkpoints, logging).
+
+    Raises:
+      InputError: naming the first bad setting, its value and what was expected.
+    """
+    _check_int(cfg.seed, "seed", 0)
+    _check_int(cfg.data.split_seed, "data.split_seed", 0)
+    _check_int(cfg.train.epochs, "train.epochs", 1)
+    _check_int(cfg.train.eval_every_epochs, "train.eval_every_epochs", 1)
+    _check_int(cfg.train.eval_batch_size, "train.eval_batch_size", 1)
+    _check_int(cfg.train.batch_size, "train.batch_size", 1)
+    _check_bool(cfg.train.shuffle, "train.shuffle")
+    _check_bool(cfg.train.drop_remainder, "train.drop_remainder")
+    _check_bool(cfg.train.stop_on_nan, "train.stop_on_nan")
+    _check_int(cfg.data.device_max_mb, "data.device_max_mb", 0)
+    _check_int(cfg.data.workers, "data.workers", 0)
+    feed.resolve_steps_per_call(cfg.train.steps_per_call, steps_per_epoch=1, on_device=True)  # checks it
+    if cfg.data.pipeline not in feed.PIPELINES:
+        raise InputError(f"data.pipeline={cfg.data.pipeline!r} is not known; expected one of: {', '.join(feed.PIPELINES)}")
+    if cfg.parallel not in parallel.KINDS:
+        raise InputError(f"parallel={cfg.parallel!r} is not known; expected one of: {', '.join(parallel.KINDS)}")
+    _check_int(cfg.ensemble.size, "ensemble.size", 1)
+    _check_int(cfg.logging.every_steps, "logging.every_steps", 0)
+    _check_bool(cfg.checkpoint.enabled, "checkpoint.enabled")
+    _check_bool(cfg.checkpoint.async_save, "checkpoint.async_save")
+    for key in ("every_steps", "every_epochs", "keep_best"):
+        _check_int(cfg.checkpoint[key], f"checkpoint.{key}", 0)
+    _check_int(cfg.checkpoint.keep, "checkpoint.keep", 1)
+    seconds = cfg.checkpoint.every_seconds
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds < float("inf"):
+        raise InputError(f"checkpoint.every_seconds={seconds!r}: expected a number >= 0")
+    if cfg.task == "supervised":
+        for key, value in (("ensemble.select", cfg.ensemble.select), ("checkpoint.best_metric", cfg.checkpoint.best_metric)):
+            if value not in SUPERVISED_SELECT:
+                raise InputError(f"{key}={value!r} is not known; expected one of: {', '.join(SUPERVISED_SELECT)}")
+    callbacks_lib.from_config(cfg.callbacks)  # checks the callback settings now, before anything compiles
+
+
 def setup(cfg: ml_collections.ConfigDict) -> Setup:
-    """Checks a config against itself and the data, and builds the run's pieces.
+    """Checks a config against itself and the data, and builds the run's task.
 
     Everything that can be wrong with a config is found here, before any
     model is initialised or step compiled.
@@ -109,100 +133,47 @@ def setup(cfg: ml_collections.ConfigDict) -> Setup:
     Raises:
       InputError: naming the first bad setting, its value and what was expected.
     """
-    _check_int(cfg.seed, "seed", 0)
-    _check_int(cfg.data.split_seed, "data.split_seed", 0)
-    epochs = _check_int(cfg.train.epochs, "train.epochs", 1)
-    _check_int(cfg.train.eval_every_epochs, "train.eval_every_epochs", 1)
-    _check_int(cfg.train.eval_batch_size, "train.eval_batch_size", 1)
-    _check_bool(cfg.train.shuffle, "train.shuffle")
-    drop_remainder = _check_bool(cfg.train.drop_remainder, "train.drop_remainder")
+    check_shared(cfg)
+    built = tasks.build(cfg)
+    return _finish_setup(cfg, built)
 
-    _check_int(cfg.data.device_max_mb, "data.device_max_mb", 0)
-    _check_int(cfg.data.workers, "data.workers", 0)
-    _check_int(cfg.data.in_memory_max_mb, "data.in_memory_max_mb", 0)
-    _check_bool(cfg.data.one_hot, "data.one_hot")
-    feed.resolve_steps_per_call(cfg.train.steps_per_call, steps_per_epoch=1, on_device=True)  # checks it
-    if cfg.data.pipeline not in feed.PIPELINES:
-        raise InputError(f"data.pipeline={cfg.data.pipeline!r} is not known; expected one of: {', '.join(feed.PIPELINES)}")
-    if cfg.parallel not in parallel.KINDS:
-        raise InputError(f"parallel={cfg.parallel!r} is not known; expected one of: {', '.join(parallel.KINDS)}")
-    size = _check_int(cfg.ensemble.size, "ensemble.size", 1)
-    if cfg.ensemble.select not in SELECT_METRICS:
-        raise InputError(f"ensemble.select={cfg.ensemble.select!r} is not known; expected one of: {', '.join(SELECT_METRICS)}")
-    privacy = None
-    if cfg.privacy.clip_norm or cfg.privacy.noise_multiplier:
-        privacy = Privacy(clip_norm=cfg.privacy.clip_norm, noise_multiplier=cfg.privacy.noise_multiplier)
-        if cfg.model.name in ("cnn", "resnet") and cfg.model.batch_norm:
-            raise InputError("privacy (DP-SGD) with model.batch_norm=true: batch statistics mix examples, "
-                             "which per-example gradients cannot; turn one of them off")
-    splits = data.load(
-        cfg.data.name,
-        data_dir=cfg.data.data_dir,
-        csv_path=cfg.data.csv_path,
-        label_column=cfg.data.label_column,
-        csv_header=cfg.data.csv_header,
-        csv_delimiter=cfg.data.csv_delimiter,
-        test_fraction=cfg.data.test_fraction,
-        validation_fraction=cfg.data.validation_fraction,
-        split_seed=cfg.data.split_seed,
-        scaling=cfg.data.scaling,
-        one_hot=cfg.data.one_hot,
-        in_memory_max_bytes=cfg.data.in_memory_max_mb << 20,
-    )
-    data.check_batch_size(cfg.train.batch_size, len(splits.train), argument="train.batch_size")
 
-    if cfg.train.loss == "auto":
-        loss = losses.for_task(splits.info.num_classes)
-    else:
-        loss = losses.get(cfg.train.loss, argument="train.loss")
-    num_outputs, head = losses.output_layer(loss, splits.info.num_classes)
-    if cfg.model.output != "auto":
-        head = cfg.model.output
-    model = models.build(cfg.model, num_outputs=num_outputs, output_activation=head)
-    losses.check_head(loss, num_outputs, head)
-    name = splits.info.name
-    models.check_features(model, (len(splits.train), *splits.info.feature_shape), argument=f"{name} features")
-    for split_name in ("train", "validation", "test"):
-        split = getattr(splits, split_name)
-        if isinstance(split, data.ArrayDataset):  # splits read from files carry TFDS's checked class labels
-            losses.check_labels(loss, split.y, num_outputs, argument=f"{name} {split_name} labels")
-
-    shard_count = parallel.process_shard()[1]
-    local_batch = feed.local_batch_size(cfg.train.batch_size, shard_count)
-    steps = data.steps_per_epoch(len(splits.train), local_batch, shard_count=shard_count, drop_remainder=drop_remainder)
+def _finish_setup(cfg: ml_collections.ConfigDict, built: tasks.Built, *, batch_argument: str = "train.batch_size") -> Setup:
+    steps = tasks.steps_per_epoch(cfg, len(built.splits.train))
+    size = cfg.ensemble.size
     hyperparams = member_hyperparams(
-        cfg.optimizer.to_dict(), size, learning_rate=cfg.ensemble.learning_rate, weight_decay=cfg.ensemble.weight_decay
+        {**optim.DEFAULTS, **cfg.optimizer.to_dict()}, size, learning_rate=cfg.ensemble.learning_rate,
+        weight_decay=cfg.ensemble.weight_decay,
     )
-    step_options = _step_options(cfg, privacy)
-    scalable = bool(cfg.callbacks.reduce_lr_patience)
-    tx = optim.build(cfg.optimizer.to_dict(), total_steps=steps * epochs, per_member=bool(hyperparams), scalable=scalable)
-    callbacks_lib.from_config(cfg.callbacks)  # checks the callback settings now, before anything compiles
-    strategy, note = parallel.choose(cfg.parallel, batch_size=cfg.train.batch_size, members=size, fsdp=cfg.mesh.fsdp)
-    return Setup(
-        splits=splits, loss=loss, model=model, tx=tx, steps_per_epoch=steps, strategy=strategy, strategy_note=note,
-        privacy=privacy, hyperparams=hyperparams, step_options=step_options,
-        learning_rate=optim.learning_rate_schedule({**optim.DEFAULTS, **cfg.optimizer.to_dict()}, total_steps=steps * epochs),
-    )
+    strategy, note = parallel.choose(cfg.parallel, batch_size=cfg.train.batch_size, members=size, fsdp=cfg.mesh.fsdp,
+                                     batch_argument=batch_argument)
+    schedule = None
+    if cfg.optimizer.name in optim.OPTIMIZERS:
+        schedule = optim.learning_rate_schedule({**optim.DEFAULTS, **cfg.optimizer.to_dict()},
+                                                total_steps=steps * cfg.train.epochs)
+    return Setup(built=built, steps_per_epoch=steps, strategy=strategy, strategy_note=note, hyperparams=hyperparams,
+                 learning_rate=schedule)
 
 
-def _step_options(cfg: ml_collections.ConfigDict, privacy) -> dict:
-    """The train step's options from the config: gradient accumulation and compute precision."""
-    accumulate = _check_int(cfg.train.grad_accum_steps, "train.grad_accum_steps", 1)
-    if cfg.train.batch_size % accumulate:
-        raise InputError(
-            f"train.grad_accum_steps={accumulate} does not divide train.batch_size={cfg.train.batch_size}; "
-            "each micro-batch has batch_size / grad_accum_steps examples"
-        )
-    if accumulate > 1 and privacy is not None:
-        raise InputError("train.grad_accum_steps > 1 with DP-SGD (privacy.clip_norm) is not supported; use one of them")
-    precisions = {"float32": None, "bfloat16": jnp.bfloat16}
-    if cfg.train.precision not in precisions:
-        raise InputError(f"train.precision={cfg.train.precision!r}: expected one of: {', '.join(precisions)}")
-    decay = cfg.train.ema_decay
-    if isinstance(decay, bool) or not isinstance(decay, (int, float)) or not 0 <= decay < 1:
-        raise InputError(f"train.ema_decay={decay!r}: expected a number in [0, 1)")
-    _check_bool(cfg.train.stop_on_nan, "train.stop_on_nan")
-    return {"accumulate": accumulate, "compute_dtype": precisions[cfg.train.precision]}
+def initial_state(task: task_lib.Task, *, seed: int, strategy: parallel.Strategy = parallel.SINGLE,
+                  hyperparams: dict | None = None):
+    """The state a run starts from, placed for its strategy: one model, or an ensemble of `strategy.members`."""
+    state = parallel.init_state(task.init, seed, strategy.members)
+    if strategy.members and hyperparams:
+        state = ensemble.set_hyperparams(state, **hyperparams)
+    return parallel.place_state(strategy, state)
+
+
+def select_metric(select: str, built: tasks.Built) -> str:
+    """The eval figure that `select` ("auto" or a figure's name) means, e.g. "eval_accuracy"."""
+    return f"eval_{built.select if select == 'auto' else select}"
+
+
+def _example_batch(splits: data.Splits, batch_size: int) -> dict:
+    """A real training batch (its first rows, transformed as the pipeline would): what the step sees."""
+    rows = np.arange(min(batch_size, len(splits.train)))
+    batch = {**splits.train.read(rows), "mask": np.ones(len(rows), np.float32)}
+    return splits.transform(batch) if splits.transform is not None else batch
 
 
 def _writes_files() -> bool:
@@ -210,40 +181,11 @@ def _writes_files() -> bool:
     return jax.process_index() == 0
 
 
-def _select_metric(select: str, loss: losses.Loss) -> str:
-    if select == "auto":
-        return "eval_loss" if loss.kind == "regression" else "eval_accuracy"
-    return f"eval_{select}"
-
-
-def _check_checkpoint_settings(cfg: ml_collections.ConfigDict) -> None:
-    _check_bool(cfg.checkpoint.enabled, "checkpoint.enabled")
-    _check_bool(cfg.checkpoint.async_save, "checkpoint.async_save")
-    for key in ("every_steps", "every_epochs", "keep_best"):
-        _check_int(cfg.checkpoint[key], f"checkpoint.{key}", 0)
-    _check_int(cfg.checkpoint.keep, "checkpoint.keep", 1)
-    seconds = cfg.checkpoint.every_seconds
-    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0:
-        raise InputError(f"checkpoint.every_seconds={seconds!r}: expected a number >= 0")
-    if cfg.checkpoint.best_metric not in SELECT_METRICS:
-        raise InputError(
-            f"checkpoint.best_metric={cfg.checkpoint.best_metric!r} is not known; expected one of: {', '.join(SELECT_METRICS)}"
-        )
-
-
-def make_checkpointer(cfg: ml_collections.ConfigDict, workdir: str, loss: losses.Loss) -> checkpoint.Checkpointer:
-    """The run's checkpoint manager, with the keep policy of its config."""
-    return checkpoint.Checkpointer(
-        workdir, keep=cfg.checkpoint.keep, keep_best=cfg.checkpoint.keep_best,
-        best_metric=_select_metric(cfg.checkpoint.best_metric, loss), async_save=cfg.checkpoint.async_save,
-    )
-
-
 def train_and_evaluate(
     cfg: ml_collections.ConfigDict, workdir: str, *, quiet: bool = False, overwrite: bool = False, force: bool = False,
     experiment: str | None = None, command: list[str] | None = None,
 ) -> dict:
-    """Trains the model a config describes, evaluates it on the test split, and writes the workdir.
+    """Trains the task a config describes, evaluates it on the test split, and writes the workdir.
 
     Writes `config.json` (the resolved config), `manifest.json` (versions,
     devices, seed), `metrics.jsonl` (one "train" record per epoch and one
@@ -261,7 +203,8 @@ def train_and_evaluate(
     `{"stopped_at": step, ...}` without a summary.
 
     `experiment`: the config file the run came from, for the manifest (its
-    git commit); `command`: the command line, for the manifest (default: sys.argv). With `logging.tensorboard`, TensorBoard event files go to
+    git commit); `command`: the command line, for the manifest (default:
+    sys.argv). With `logging.tensorboard`, TensorBoard event files go to
     `tensorboard/`; with `logging.plots`, learning curves to `plots/`.
 
     Returns:
@@ -270,91 +213,134 @@ def train_and_evaluate(
     Raises:
       InputError: for a bad config or workdir, before anything is written.
     """
-    start, compiled_before = time.perf_counter(), parallel.compile_seconds()
+    start = time.perf_counter()
     if cfg.distributed.enabled:
         parallel.initialize_distributed(
             cfg.distributed.coordinator, num_processes=cfg.distributed.num_processes, process_id=cfg.distributed.process_id
         )
-    writes = _writes_files()
     resume = workdir_lib.inspect(workdir, cfg.to_dict(), overwrite=overwrite)
-    accepted_changes = workdir_lib.check_resumable(workdir, cfg.to_dict(), force=force) if resume else []
-    _check_checkpoint_settings(cfg)
+    accepted = workdir_lib.check_resumable(workdir, cfg.to_dict(), force=force) if resume else []
     run = setup(cfg)
+    return execute(cfg, run, workdir, resume=resume, accepted_changes=accepted, quiet=quiet, experiment=experiment,
+                   command=command, start=start)[2]
+
+
+def execute(
+    cfg: ml_collections.ConfigDict,
+    run: Setup,
+    workdir: str | None,
+    *,
+    resume: bool = False,
+    accepted_changes: Sequence[str] = (),
+    quiet: bool = False,
+    experiment: str | None = None,
+    command: list[str] | None = None,
+    callbacks: Sequence[callbacks_lib.Callback] = (),
+    initial=None,
+    start: float | None = None,
+):
+    """Trains a built run with the one loop; writes the workdir when there is one (`None`: nothing is written).
+
+    Args:
+      cfg: the run's config (every shared section; see `config.base_config`).
+      run: the checked `Setup`.
+      workdir: the run's directory, or None (a notebook's `fit`): then no
+        file is written and no checkpoint is kept.
+      resume: continue from the workdir's newest intact checkpoint.
+      callbacks: more callbacks than the config's (Python objects).
+      initial: a state to start from instead of `task.init` (fine-tuning).
+
+    Returns:
+      (final state, history, summary).
+    """
+    start = time.perf_counter() if start is None else start
+    compiled_before = parallel.compile_seconds()
+    task, splits, strategy = run.task, run.splits, run.strategy
+    writes = workdir is not None and _writes_files()
     if cfg.compile_cache != "off":
         auto = cfg.compile_cache == "auto"
         parallel.enable_compilation_cache(parallel.default_compilation_cache_dir() if auto else cfg.compile_cache)
-    run_manifest = checkpoint.manifest(cfg.seed, experiment=experiment, command=command)
+
+    # Every check that needs only shapes, before anything is written or compiled.
+    example = _example_batch(splits, cfg.train.batch_size)
+    abstract = jax.tree.map(lambda a: jax.ShapeDtypeStruct(np.shape(a), np.asarray(a).dtype), example)
+    task_lib.check(task, abstract, argument=f"task {type(task).__name__}")
+    train_step = task_lib.checked_train_step(task)
+    members_step = jax.vmap(train_step) if strategy.members else train_step
+
+    run_manifest = checkpoint.manifest(cfg.seed, experiment=experiment, command=command) if workdir is not None else {}
     if writes:
         os.makedirs(workdir, exist_ok=True)
         if not resume:
             workdir_lib.clear(workdir)  # --overwrite: start from an empty record of the run
         write_json(os.path.join(workdir, "config.json"), cfg.to_dict())
         write_json(os.path.join(workdir, "manifest.json"), run_manifest)
-        if run.splits.scaler is not None:  # so that predictions on new raw data scale it the same way
-            write_json(os.path.join(workdir, "scaler.json"), run.splits.scaler.to_dict())
+        if splits.scaler is not None:  # so that predictions on new raw data scale it the same way
+            write_json(os.path.join(workdir, "scaler.json"), splits.scaler.to_dict())
 
-    progress = Progress(cfg.train.epochs, quiet=quiet or not writes)
-    info = run.splits.info
-    strategy = run.strategy
-    initial = initial_state(
-        run.model, run.tx, seed=cfg.seed, input_shape=info.feature_shape, strategy=strategy, hyperparams=run.hyperparams,
-        ema_decay=cfg.train.ema_decay,
-    )
-    progress.message(model_summary.summarize(run.model, info.feature_shape).table())
-    checkpointer = make_checkpointer(cfg, workdir, run.loss) if cfg.checkpoint.enabled else None
+    progress = Progress(cfg.train.epochs, quiet=quiet or (workdir is not None and not writes))
+    if initial is None:
+        initial = initial_state(task, seed=cfg.seed, strategy=strategy, hyperparams=run.hyperparams)
+    else:
+        initial = parallel.place_state(strategy, initial)
+    progress.message(run.built.description)
+    member_batch = jax.tree.map(
+        lambda a: jax.ShapeDtypeStruct((strategy.members, *a.shape), a.dtype), abstract) if strategy.members else abstract
+    zeros = zero_totals(members_step, initial, member_batch)
+    select = select_metric(cfg.ensemble.select, run.built)
+    checkpointer = None
+    if workdir is not None and cfg.checkpoint.enabled:
+        checkpointer = checkpoint.Checkpointer(
+            workdir, keep=cfg.checkpoint.keep, keep_best=cfg.checkpoint.keep_best,
+            best_metric=select_metric(cfg.checkpoint.best_metric, run.built), async_save=cfg.checkpoint.async_save,
+        )
     position, start_totals = checkpoint.Position(), None
+    all_callbacks = callbacks_lib.from_config(cfg.callbacks) + list(callbacks)
     if resume and checkpointer is not None:
-        zeros = train_totals(run.loss, initial)
-        restored = checkpointer.restore_latest(initial, zeros)
+        restored = checkpointer.restore_latest(initial, zeros, callbacks=all_callbacks)
         if restored is None:
             progress.message("no intact checkpoint to resume from: starting from the first step")
         else:
             initial, start_totals, meta = restored
             start_totals = parallel.fetch(start_totals)
             position = checkpoint.Position(**meta["position"])
-            done = int(np.max(parallel.fetch(initial.step)))
+            done = int(np.max(parallel.fetch(task_lib.step_of(initial))))
             progress.message(
                 f"resuming from the checkpoint at step {done} (epoch {position.epoch}, step {position.step} of it)"
                 + (f"; with changed keys: {'; '.join(accepted_changes)}" if accepted_changes else "")
             )
             if writes:
                 workdir_lib.keep_records_until(workdir, done)
-    members = f"an ensemble of {strategy.members} " if strategy.members else ""
-    progress.message(
-        f"{info.name}: {len(run.splits.train)} train / {len(run.splits.test)} test examples, "
-        f"{_features(info.feature_shape)}; {members}{type(run.model).__name__} "
-        f"{'-'.join(map(str, (*info.feature_shape, *getattr(run.model, 'conv_features', ()), *run.model.hidden, run.model.num_outputs)))} "
-        f"({state_lib.param_count(run_params(initial)):,} parameters{' each' if members else ''}); "
-        f"{cfg.optimizer.name}, {run.loss.name}, "
-        f"{cfg.train.epochs} epochs of {run.steps_per_epoch} steps at batch size {cfg.train.batch_size}"
-    )
 
-    splits = run.splits
     shard_index, shard_count = parallel.process_shard()
+    slow = cfg.train.steps_per_call == "auto" and parallel.loops_are_slow(
+        train_step, jax.eval_shape(task.init, jax.random.PRNGKey(0)), abstract)
     train_feed = feed.make(
-        splits.train, run.loss, batch_size=cfg.train.batch_size, seed=cfg.seed, shuffle=cfg.train.shuffle,
+        splits.train, members_step, batch_size=cfg.train.batch_size, seed=cfg.seed, shuffle=cfg.train.shuffle,
         drop_remainder=cfg.train.drop_remainder, pipeline=cfg.data.pipeline,
         device_max_bytes=cfg.data.device_max_mb << 20, transform=splits.transform, workers=cfg.data.workers,
         shard_index=shard_index, shard_count=shard_count, epochs=cfg.train.epochs,
-        steps_per_call=cfg.train.steps_per_call, model=run.model, strategy=strategy, privacy=run.privacy,
-        step_options=run.step_options,
+        steps_per_call=cfg.train.steps_per_call, loops_are_slow=slow, strategy=strategy,
     )
-    evaluator = Evaluator(run.loss, batch_size=cfg.train.eval_batch_size, transform=splits.transform)
+    evaluator = Evaluator(task, batch_size=cfg.train.eval_batch_size, transform=splits.transform)
     eval_split = "validation" if splits.validation is not None else "test"
     progress.message(
         f"data pipeline: {train_feed.kind}, {train_feed.steps_per_call} steps per compiled call; "
-        f"{strategy.describe()}{'; DP-SGD' if run.privacy else ''}; evaluating on the {eval_split} split during training"
+        f"{strategy.describe()}; evaluating on the {eval_split} split during training"
     )
     if run.strategy_note:
         progress.message(run.strategy_note)
     writer = JsonLinesWriter(os.path.join(workdir, "metrics.jsonl")) if writes else None
-
     tensorboard = TensorBoardWriter(os.path.join(workdir, "tensorboard")) if writes and cfg.logging.tensorboard else None
     plotter = PlotWriter(workdir) if writes and cfg.logging.plots else None
+    report_writer = ReportWriter(workdir if writes else None, progress)
     examples_per_step = cfg.train.batch_size * max(strategy.members, 1)
 
+    def report(state, step: int) -> dict:
+        one = ensemble.member(parallel.local(state), 0) if strategy.members else parallel.local(state)
+        return task.report(one, step, report_writer)
+
     window_logging = []
-    _check_int(cfg.logging.every_steps, "logging.every_steps", 0)
     if tensorboard is not None and cfg.logging.every_steps:
         def log_window(state, step: int, figures: dict) -> None:
             tensorboard.scalars(step, figures, prefix="train_running")  # the epoch's figures so far, at this step
@@ -362,13 +348,16 @@ def train_and_evaluate(
         window_logging.append(callbacks_lib.Hook(log_window, every_steps=cfg.logging.every_steps, at_eval=False))
 
     def log(record: dict) -> None:
+        scalars = {k: v for k, v in record.items() if np.ndim(v) == 0 and isinstance(v, (int, float, np.number))}
         if tensorboard is not None:
             step = record["step"]
-            train_part = {k[len("train_"):]: v for k, v in record.items() if k.startswith("train_") and k != "train_seconds"}
-            tensorboard.scalars(step, train_part, prefix="train")
-            tensorboard.scalars(step, {k[len("eval_"):]: v for k, v in record.items() if k.startswith("eval_")}, prefix=eval_split)
-            rate = run.learning_rate(step) if callable(run.learning_rate) else run.learning_rate
-            tensorboard.scalars(step, {"learning_rate": float(rate) * record.get("lr_scale", 1.0)}, prefix="optimizer")
+            tensorboard.scalars(step, {k[len("train_"):]: v for k, v in scalars.items()
+                                       if k.startswith("train_") and k != "train_seconds"}, prefix="train")
+            tensorboard.scalars(step, {k[len("eval_"):]: v for k, v in scalars.items() if k.startswith("eval_")},
+                                prefix=eval_split)
+            if run.learning_rate is not None:
+                rate = run.learning_rate(step) if callable(run.learning_rate) else run.learning_rate
+                tensorboard.scalars(step, {"learning_rate": float(rate) * record.get("lr_scale", 1.0)}, prefix="optimizer")
             tensorboard.scalars(step, {
                 "steps_per_second": record["steps_per_second"], "examples_per_second": record["steps_per_second"] * examples_per_step,
                 "compile_seconds": record["compile_seconds"], "epoch_seconds": record["epoch_seconds"],
@@ -386,7 +375,8 @@ def train_and_evaluate(
                 plotter.request()  # redrawn in the background, at most every few seconds
 
     train_start = time.perf_counter()
-    eval_data = splits.validation if splits.validation is not None else splits.test
+    eval_data = splits.validation if splits.validation is not None else splits.test  # None: no evaluation
+    final, history = initial, History()
     try:
         with checkpoint.StopSignals() as signals:
             schedule = None
@@ -395,109 +385,101 @@ def train_and_evaluate(
                     checkpointer, signals, steps_per_epoch=train_feed.steps_per_epoch,
                     meta={"config": cfg.to_dict(), "manifest": run_manifest},
                     every_steps=cfg.checkpoint.every_steps, every_epochs=cfg.checkpoint.every_epochs,
-                    every_seconds=cfg.checkpoint.every_seconds,
+                    every_seconds=cfg.checkpoint.every_seconds, callbacks=all_callbacks,
                 )
             final, history = train(
-                initial,
-                train_feed,
-                loss=run.loss,
-                epochs=cfg.train.epochs,
-                eval_data=eval_data,
-                eval_every_epochs=cfg.train.eval_every_epochs,
-                evaluator=evaluator,
-                progress=progress,
-                on_epoch=log,
-                start=position,
-                start_totals=start_totals,
-                checkpoints=schedule,
-                callbacks=callbacks_lib.from_config(cfg.callbacks) + window_logging,
-                stop_on_nan=cfg.train.stop_on_nan,
+                initial, train_feed, zeros=zeros, epochs=cfg.train.epochs, eval_data=eval_data,
+                eval_every_epochs=cfg.train.eval_every_epochs, evaluator=evaluator, report=report, progress=progress,
+                on_epoch=log, start=position, start_totals=start_totals, checkpoints=schedule,
+                callbacks=all_callbacks + window_logging, stop_on_nan=cfg.train.stop_on_nan,
             )
         if history.stopped_at is not None:
             progress.message(f"stopped at step {history.stopped_at} on request; its checkpoint is saved")
-            return {"stopped_at": history.stopped_at, "epochs": cfg.train.epochs, "workdir": workdir}
-        last = history.last if history.records else _last_from_records(workdir, evaluator, final, eval_data, eval_split)
-        if splits.validation is not None:  # the final figures are always the test split's
+            return final, history, {"stopped_at": history.stopped_at, "epochs": cfg.train.epochs, "workdir": workdir}
+        if history.records:
+            last = history.last
+        else:  # a finished run, rerun: train figures from its log, evaluated anew
+            last = _last_from_records(workdir, final)
+            if eval_data is not None:
+                last.update({f"eval_{k}": v for k, v in ensemble.summarise(evaluator(final, eval_data)).items()})
+                last.update({f"eval_{k}": v for k, v in (report(final, last["step"]) or {}).items()})
+        selected_on = last
+        if splits.validation is not None and splits.test is not None:  # the final figures are the test split's
             test = {f"eval_{k}": v for k, v in ensemble.summarise(evaluator(final, splits.test)).items()}
             if writer is not None:
                 writer.write({"type": "eval", "split": "test", "epoch": last["epoch"], "step": last["step"],
                               **{k[len("eval_"):]: v for k, v in test.items()}})
-            selected_on = last
             last = {**{k: v for k, v in last.items() if not k.startswith("eval_")}, **test}
-        else:
-            selected_on = last
     finally:
-        if writer is not None:
-            writer.close()
-        if tensorboard is not None:
-            tensorboard.close()
-        if plotter is not None:
-            plotter.close()  # the final curves, drawn now
-        if checkpointer is not None:
-            checkpointer.close()  # waits for a save under way, even on an error
+        for closing in (writer, tensorboard, plotter, checkpointer):
+            if closing is not None:
+                closing.close()  # the checkpointer waits for a save under way, even on an error
 
     final = parallel.local(final)
+    one = ensemble.member(final, 0) if strategy.members else final
+    info = getattr(splits, "info", None)
     summary = {
         **{k: v for k, v in last.items() if k.startswith(("eval_", "train_")) and k != "train_seconds"},
-        "steps": int(np.max(final.step)),
+        "task": cfg.task,
+        "steps": int(np.max(task_lib.step_of(final))),
         "epochs": cfg.train.epochs,
         "epochs_run": last["epoch"],
-        "stop_reason": history.stop_reason,
+        # A finished run rerun trains nothing: its early stop's reason comes back with the callbacks' state.
+        "stop_reason": history.stop_reason or next((c.reason for c in all_callbacks if c.reason), None),
         "wall_seconds": time.perf_counter() - start,
         "compile_seconds": parallel.compile_seconds() - compiled_before,
         # From the start of the run (data, checks, initialisation) to the end of the first
         # epoch's training, which is the first compiled call when an epoch is fused.
         "first_epoch_seconds": train_start - start + history.records[0]["epoch_seconds"] if history.records else None,
         "train_seconds": sum(r["train_seconds"] for r in history.records),
-        "params_sha256": state_lib.params_sha256(final.params),
-        "num_params": state_lib.param_count(run_params(final)),
+        "params_sha256": state_lib.params_sha256(task.export(final)),
+        "num_params": state_lib.param_count(task.export(one)),
         "seed": cfg.seed,
-        "dataset": info.name,
-        "test_examples": len(splits.test),
+        "dataset": info.name if info is not None else cfg.data.name,
+        "test_examples": 0 if splits.test is None else len(splits.test),
         "pipeline": train_feed.kind,
         "steps_per_call": train_feed.steps_per_call,
         "parallel": strategy.kind,
-        "loss": run.loss.name,
         "versions": {"jaxdl": __version__, "jax": jax.__version__, "python": sys.version.split()[0]},
         "devices": parallel.device_summary(),
     }
-    if strategy.members:
-        metric = _select_metric(cfg.ensemble.select, run.loss)
-        best = ensemble.best(selected_on, metric)
+    loss = getattr(task, "loss", None)
+    if loss is not None:
+        summary["loss"] = loss.name
+    if strategy.members and eval_data is not None:
+        best = ensemble.best(selected_on, select)
         chosen = ensemble.member(final, best)
         summary.update({
             "ensemble_size": strategy.members,
             "best_member": best,
             "best_member_seed": cfg.seed + best,
-            "selected_by": f"{metric} on the {eval_split} split",
+            "selected_by": f"{select} on the {eval_split} split",
             **{f"best_{k}": last[f"{k}_members"][best] for k in last if f"{k}_members" in last and k.startswith("eval_")},
-            "best_member_params_sha256": state_lib.params_sha256(chosen.params),
+            "best_member_params_sha256": state_lib.params_sha256(task.export(chosen)),
         })
         if writes:
-            weights = {"params": chosen.params, "model_state": chosen.model_state}
+            weights = {"params": task.export(chosen), "model_state": getattr(chosen, "model_state", {})}
             write_bytes(os.path.join(workdir, "best_member.msgpack"), flax.serialization.to_bytes(weights))
+    if run.built.headline is not None:
+        summary["headline"] = run.built.headline(summary)
     if writes:
         write_json(os.path.join(workdir, "summary.json"), summary)
-    return summary
+    return final, history, summary
 
 
-def _last_from_records(workdir: str, evaluator: Evaluator, final, eval_data, eval_split: str) -> dict:
-    """The last epoch's record of a run resumed after it had finished: train figures from its log, eval anew."""
+def _last_from_records(workdir: str, final) -> dict:
+    """The last epoch's record of a run resumed after it had finished: its train figures, from its log."""
     train_records = [r for r in workdir_lib.records(workdir) if r.get("type") == "train"]
-    last = {"epoch": 0, "step": int(np.max(parallel.fetch(final.step)))}
+    last = {"epoch": 0, "step": int(np.max(parallel.fetch(task_lib.step_of(final))))}
+    timing = ("epoch", "step", "epoch_seconds", "compile_seconds", "steps_per_second", "type")
     if train_records:
         record = train_records[-1]
-        last.update({"epoch": record["epoch"], **{f"train_{k}": v for k, v in record.items() if k in ("loss", "accuracy", "precision", "recall", "mae") or k.endswith("_members")}})
-    last.update({f"eval_{k}": v for k, v in ensemble.summarise(evaluator(final, eval_data)).items()})
+        last.update({"epoch": record["epoch"], **{f"train_{k}": v for k, v in record.items() if k not in timing}})
     last["train_seconds"] = 0.0
     return last
 
 
-def _features(shape: tuple[int, ...]) -> str:
-    """'30 features' for feature vectors, '32x32x3 images' for images."""
-    return f"{shape[0]} features" if len(shape) == 1 else f"{'x'.join(map(str, shape))} images"
+def run_params(task: task_lib.Task, state):
+    """One model's exported parameters: an ensemble's first member's, or the state's own."""
+    return task.export(ensemble.member(state, 0) if ensemble.size(state) else state)
 
-
-def run_params(state: state_lib.TrainState):
-    """One model's parameters: an ensemble's first member's, or the state's own."""
-    return ensemble.member(state, 0).params if ensemble.size(state) else state.params

@@ -24,8 +24,11 @@ class TrainState(struct.PyTreeNode):
         uninterrupted one.
       model_state: mutable model collections other than params (for example
         batch statistics); an empty dict for models without any.
-      model: the Flax module (static).
       tx: the optax optimizer (static).
+      model: what computes the outputs (static): a `jaxdl.modules.Model` for
+        supervised tasks, the Flax module for others; None when not needed.
+      head: the output activation that turns outputs into predictions
+        (static): "sigmoid", "softmax" or "identity".
       input_shape: the shape of one input example (static), checked by
         `evaluate` and `predict`.
       ema_params: an exponential moving average of the parameters, which
@@ -38,9 +41,10 @@ class TrainState(struct.PyTreeNode):
     opt_state: Any
     rng: jax.Array
     model_state: dict
-    model: nn.Module = struct.field(pytree_node=False)
     tx: optax.GradientTransformation = struct.field(pytree_node=False)
-    input_shape: tuple[int, ...] = struct.field(pytree_node=False)
+    model: Any = struct.field(pytree_node=False, default=None)
+    head: str = struct.field(pytree_node=False, default="identity")
+    input_shape: tuple[int, ...] = struct.field(pytree_node=False, default=())
     ema_params: Any = None
     ema_decay: float = struct.field(pytree_node=False, default=0.0)
 

@@ -253,3 +253,31 @@ class PlotWriter:
             self._pending.result()
         self._pool.submit(self._draw).result()
         self._pool.shutdown()
+
+
+class ReportWriter:
+    """What a Task's `report` writes through: files in the run's workdir, and text shown and kept.
+
+    Without a workdir (a notebook `fit`), `path` is None and text is only shown.
+    """
+
+    def __init__(self, workdir: str | None, progress: "Progress | None" = None):
+        self.workdir = workdir
+        self._progress = progress
+
+    def path(self, *parts: str) -> str | None:
+        """A file in the workdir (its folder made), or None when the run writes nothing."""
+        if self.workdir is None:
+            return None
+        path = os.path.join(self.workdir, *parts)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        return path
+
+    def text(self, text: str, *, file: str | None = None, header: str = "") -> None:
+        """Shows `text` on the console and, with `file`, appends it (after `header`) to that file in the workdir."""
+        if self._progress is not None:
+            self._progress.message(text)
+        path = self.path(file) if file else None
+        if path is not None:
+            with open(path, "a", encoding="utf-8") as f:
+                f.write(f"{header}{text}\n\n")

@@ -4,7 +4,7 @@ The loop sees `load`, `from_arrays` and the feeds built on `pipeline` and
 `order`; where a dataset comes from stays inside this package.
 """
 
-from jaxdl.data.arrays import SCALINGS, ArrayDataset, Scaler, from_arrays
+from jaxdl.data.arrays import SCALINGS, ArrayDataset, Examples, Scaler, from_arrays
 from jaxdl.data.batching import check_batch_size, eval_batches
 from jaxdl.data.order import epoch_indices, steps_per_epoch
 from jaxdl.data.pipeline import HostPipeline
@@ -15,6 +15,7 @@ __all__ = [
     "SCALINGS",
     "ArrayDataset",
     "DatasetInfo",
+    "Examples",
     "HostPipeline",
     "Scaler",
     "Splits",

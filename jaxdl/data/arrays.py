@@ -21,6 +21,41 @@ class ArrayDataset:
         """The examples at `indices`, as a batch."""
         return {"x": self.x[indices], "y": self.y[indices]}
 
+    @property
+    def arrays(self) -> dict:
+        """The split as a dict of arrays, examples along the first axis."""
+        return {"x": self.x, "y": self.y}
+
+
+@dataclasses.dataclass(frozen=True)
+class Examples:
+    """An in-memory split of any task: named arrays with the examples along their first axis.
+
+    `Examples(x=images)` for an autoencoder, `Examples(x=windows, y=next_chars)`
+    for a language model; a batch read from it has the same keys.
+    """
+
+    arrays: dict
+
+    def __init__(self, arrays: dict | None = None, **named):
+        arrays = {**(arrays or {}), **named}
+        if not arrays:
+            raise InputError("Examples: no arrays given; expected named arrays with examples along the first axis")
+        arrays = {k: np.asarray(v) for k, v in arrays.items()}
+        lengths = {k: len(v) for k, v in arrays.items()}
+        if len(set(lengths.values())) != 1:
+            raise InputError(f"Examples: the arrays have different numbers of examples: {lengths}")
+        if "mask" in arrays:
+            raise InputError("Examples: 'mask' is the name the pipeline gives its row mask; rename that array")
+        object.__setattr__(self, "arrays", arrays)
+
+    def __len__(self) -> int:
+        return len(next(iter(self.arrays.values())))
+
+    def read(self, indices: np.ndarray) -> dict:
+        """The examples at `indices`, as a batch."""
+        return {k: v[indices] for k, v in self.arrays.items()}
+
 
 def from_arrays(x, y, *, argument: str = "train_data") -> ArrayDataset:
     """Checks a pair of arrays and wraps it as a dataset.

@@ -4,10 +4,13 @@
   and batches; splitting work inside a compiled call.
 - `compiled`: the compiled train, eval and predict calls (one step, K steps
   fused with `lax.scan`, or a whole epoch on a split held on the device).
+- `collectives`: `psum` / `pmean` for steps that sum over the batch, which
+  under pmap must also sum over the devices sharing it.
 - `runtime`: hosts (`jax.distributed`), compile time, the compilation cache,
   copies to the host.
 """
 
+from jaxdl.parallel.collectives import pmean, psum
 from jaxdl.parallel.compiled import (
     compile_epoch_plan,
     compile_eval_step,
@@ -16,8 +19,7 @@ from jaxdl.parallel.compiled import (
     compile_resident_train_steps,
     compile_train_step,
     compile_train_steps,
-    compiled_init,
-    create_state,
+    init_state,
     loops_are_slow,
     sorts_are_slow,
     to_device,
@@ -59,8 +61,7 @@ __all__ = [
     "compile_seconds",
     "compile_train_step",
     "compile_train_steps",
-    "compiled_init",
-    "create_state",
+    "init_state",
     "default_compilation_cache_dir",
     "device_summary",
     "enable_compilation_cache",
@@ -72,6 +73,8 @@ __all__ = [
     "loops_are_slow",
     "place_batch",
     "place_state",
+    "pmean",
+    "psum",
     "process_shard",
     "sorts_are_slow",
     "state_shardings",

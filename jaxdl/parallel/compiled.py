@@ -1,39 +1,36 @@
 """Compiled training, evaluation and prediction calls, for every strategy.
 
-Each call runs the same pure step from `step.py`: one step per call, K steps
-fused with `lax.scan`, or a whole epoch whose batches are gathered from a
-split held on the device. A `Strategy` (see `strategy.py`) decides whether
-the call is a plain `jax.jit`, a `jax.pmap`, or a `jax.jit` over a mesh.
+Each call runs a Task's pure step, `(state, batch) -> (state, totals)`, over
+any batch pytree: one step per call, K steps fused with `lax.scan`, or a
+whole epoch whose batches are gathered from a split held on the device. A
+`Strategy` (see `strategy.py`) decides whether the call is a plain
+`jax.jit`, a `jax.pmap`, or a `jax.jit` over a mesh; nothing here looks
+inside the state or the batch.
 """
 
 import functools
 from collections.abc import Callable
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from jax.sharding import NamedSharding, PartitionSpec
 
-from jaxdl import metrics, state as state_lib
+from jaxdl import metrics
+from jaxdl.parallel import collectives
 from jaxdl.parallel.strategy import AXIS, SINGLE, Strategy, keep_placed, place_state, split
 
 
-# Compiled once per (model, input shape) in a process: repeated `fit` calls reuse it.
-compiled_init = jax.jit(state_lib.init_variables, static_argnums=(0, 2))
-
-
-def create_state(
-    model: nn.Module, tx: optax.GradientTransformation, *, rng: jax.Array, input_shape: tuple[int, ...],
-    ema_decay: float = 0.0,
-) -> state_lib.TrainState:
-    """Initialises a `TrainState`, the model's initialisation compiled as one program.
+def init_state(init: Callable, seed: int, members: int = 0):
+    """`init(PRNGKey(seed))` compiled as one program; for an ensemble, member k is `init(PRNGKey(seed + k))`.
 
     Run op by op, initialisation compiles each of its dozens of small
     operations separately (about 1.5 s for the tutorial's network on a CPU).
     """
-    return state_lib.create(model, tx, rng=rng, input_shape=input_shape, init=compiled_init, ema_decay=ema_decay)
+    if not members:
+        return jax.jit(init)(jax.random.PRNGKey(seed))
+    keys = jax.vmap(jax.random.PRNGKey)(np.arange(seed, seed + members, dtype=np.int32))
+    return jax.jit(jax.vmap(init))(keys)
 
 
 def _compile(strategy: Strategy, fn: Callable, *, data_axes: tuple, static_argnums: tuple = ()) -> Callable:
@@ -45,6 +42,7 @@ def _compile(strategy: Strategy, fn: Callable, *, data_axes: tuple, static_argnu
     """
     if strategy.kind != "pmap":
         return jax.jit(fn, donate_argnums=(0, 1), static_argnums=static_argnums)
+    fn = _traced_under_axis(fn)
     if any(axis is not None for axis in data_axes):
         return jax.pmap(
             fn, axis_name=AXIS, in_axes=(None, None, *data_axes), out_axes=(None, None),
@@ -60,9 +58,21 @@ def _compile(strategy: Strategy, fn: Callable, *, data_axes: tuple, static_argnu
     return lambda state, totals, *data: mapped(state, totals, indices, *data)
 
 
+def _traced_under_axis(fn: Callable) -> Callable:
+    """fn, naming the pmap axis while it is traced, so that `collectives.psum` in a step sums over the devices."""
+
+    @functools.wraps(fn)
+    def traced(*args):
+        with collectives.tracing_under(AXIS):
+            return fn(*args)
+
+    return traced
+
+
 def _accumulate(train_step: Callable, strategy: Strategy, state, totals, batch):
     state, batch_totals = train_step(state, batch)
-    return keep_placed(strategy, state), metrics.merge(totals, batch_totals)
+    # Under pmap each device's totals cover its slice of the batch: summed over the devices here.
+    return keep_placed(strategy, state), metrics.merge(totals, metrics.reduce_over_devices(batch_totals))
 
 
 def compile_train_step(train_step: Callable, strategy: Strategy = SINGLE) -> Callable:
@@ -100,7 +110,8 @@ def compile_train_steps(train_step: Callable, strategy: Strategy = SINGLE) -> Ca
 
 
 def _gather(arrays: dict, rows: jax.Array, mask: jax.Array) -> dict:
-    return {"x": jnp.take(arrays["x"], rows, axis=0), "y": jnp.take(arrays["y"], rows, axis=0), "mask": mask}
+    """The batch of `rows` from a split held on the device (any dict of arrays), with its row mask."""
+    return {**jax.tree.map(lambda a: jnp.take(a, rows, axis=0), arrays), "mask": mask}
 
 
 def compile_resident_train_steps(train_step: Callable, strategy: Strategy = SINGLE) -> Callable:
@@ -108,7 +119,7 @@ def compile_resident_train_steps(train_step: Callable, strategy: Strategy = SING
 
     Returns:
       steps(state, totals, arrays, indices, mask, start, count) -> (state, totals),
-      where `arrays` holds the whole split ({"x", "y"}) on the device,
+      where `arrays` holds the whole split (a dict of arrays) on the device,
       `indices` and `mask` (steps, batch) are the epoch's plan, and the call
       runs plan rows `start` to `start + count`. `count` is static: one
       compile per distinct count (an epoch's last, shorter call is a second).
@@ -148,8 +159,8 @@ def compile_resident_epoch(train_step: Callable, plan: Callable, strategy: Strat
     return _compile(strategy, run_epoch, data_axes=(None,) * 3)
 
 
-def loops_are_slow(model, input_shape: tuple[int, ...]) -> bool:
-    """Whether fusing steps into a `lax.scan` loop would slow this model down on this backend.
+def loops_are_slow(fn: Callable, *args) -> bool:
+    """Whether fusing calls of `fn(*args)` (abstract arguments will do) into a `lax.scan` loop would slow it down here.
 
     XLA's CPU backend runs convolutions inside a loop far slower than outside
     one: a small CNN trained 161 examples/s in a scan against 1,230 with one
@@ -157,9 +168,7 @@ def loops_are_slow(model, input_shape: tuple[int, ...]) -> bool:
     """
     if jax.default_backend() != "cpu":
         return False
-    variables = jax.eval_shape(model.init, jax.random.PRNGKey(0), jnp.zeros((1, *input_shape), jnp.float32))
-    jaxpr = jax.make_jaxpr(lambda v, x: model.apply(v, x))(variables, jnp.zeros((1, *input_shape), jnp.float32))
-    return "conv_general_dilated" in str(jaxpr)
+    return "conv_general_dilated" in str(jax.make_jaxpr(fn)(*args))
 
 
 def sorts_are_slow() -> bool:
@@ -193,12 +202,14 @@ def compile_eval_step(eval_step: Callable) -> Callable:
     """Jit-compiles an eval step that adds its totals to running totals.
 
     Returns:
-      step(state, totals, batch) -> (totals, scores of the batch).
+      step(state, totals, batch) -> (totals, what the step collected of the
+      batch: the per-example arrays it returned under `metrics.COLLECTED`).
     """
 
     def step_and_accumulate(state, totals, batch):
-        batch_totals, scores = eval_step(state, batch)
-        return metrics.merge(totals, batch_totals), scores
+        batch_totals = dict(eval_step(state, batch))
+        collected = batch_totals.pop(metrics.COLLECTED, {})
+        return metrics.merge(totals, batch_totals), collected
 
     return jax.jit(step_and_accumulate, donate_argnums=(1,))
 
