@@ -8,7 +8,7 @@ Models (no dropout, so the two ways compute the same numbers):
         cross-entropy
 
 Cases, at batch 64 and 256 (the first rows of the train split):
-  vmap          `jax.jit(jaxdl.step.per_example_grads(loss))(state, batch)`: every
+  vmap          `jax.jit(task.per_example_grads)(state, batch)` (the supervised Task): every
                 example's gradient in one compiled call, stacked on a batch axis
   Python loop   `jax.jit(jax.grad(example loss))` called once per example, on
                 examples already split and on the device; the gradients are
@@ -38,7 +38,8 @@ import optax
 
 import jaxdl
 import report
-from jaxdl import activations, data, losses, parallel, state as state_lib, step
+from jaxdl import activations, data, losses, modules, state as state_lib
+from jaxdl.tasks.supervised import Supervised
 
 BATCHES = (64, 256)
 TOLERANCE = 1e-5
@@ -65,12 +66,13 @@ def median_ms(fn, repeats: int) -> float:
 
 
 def measure(model, loss, x, y, batch_size: int, repeats: int) -> dict:
-    state = parallel.create_state(model, optax.adam(1e-3), rng=jax.random.PRNGKey(0), input_shape=x.shape[1:])
+    task = Supervised(modules.wrap(model), loss, optax.adam(1e-3), input_shape=x.shape[1:])
+    state = jax.jit(task.init)(jax.random.PRNGKey(0))
     batch = {"x": jnp.asarray(x[:batch_size]), "y": jnp.asarray(y[:batch_size]), "mask": jnp.ones(batch_size)}
     head = activations.get(model.output_activation)
 
-    vmapped = jax.jit(step.per_example_grads(loss))
-    one_example = jax.jit(jax.grad(step.example_loss_fn(state, loss), has_aux=True))
+    vmapped = jax.jit(task.per_example_grads)
+    one_example = jax.jit(jax.grad(task._example_loss(state), has_aux=True))
     batch_grad = jax.jit(jax.grad(
         lambda params, x, y: loss.per_example(model.apply({"params": params}, x, train=True, logits=True), y, head).mean()
     ))

@@ -1,7 +1,7 @@
 """The tutorial's worked example, run through jaxdl's own layers: a neuron, a layer, two layers, one backpropagation step.
 
 Every number printed comes from the library (`jaxdl.MLP`'s Dense layers,
-`jaxdl.activations`, the loss and `jaxdl.step.make_train_step`), and is
+`jaxdl.activations`, the loss and `jaxdl.tasks.supervised.Supervised.train_step`), and is
 checked against the same quantity written out by hand.
 
 Run:
@@ -16,7 +16,8 @@ import numpy as np
 import optax
 
 import jaxdl
-from jaxdl import activations, losses, state as state_lib, step
+from jaxdl import activations, losses, modules
+from jaxdl.tasks.supervised import Supervised
 
 X = np.array([[0.5, -1.2, 3.0]], np.float32)  # one example with three inputs
 LABEL = np.array([1])  # its class, for the backpropagation step
@@ -63,7 +64,8 @@ def walk(show=print) -> dict:
     show("4. One backpropagation step (binary cross-entropy, gradient descent with learning rate "
          f"{LEARNING_RATE})")
     loss = losses.get("binary_crossentropy")
-    state = state_lib.create(model, optax.sgd(LEARNING_RATE), rng=jax.random.PRNGKey(0), input_shape=(3,))
+    task = Supervised(modules.wrap(model), loss, optax.sgd(LEARNING_RATE), input_shape=(3,))
+    state = task.init(jax.random.PRNGKey(0))
     state = state.replace(params=jax.tree.map(jnp.asarray, params), opt_state=state.tx.init(params))
     batch = {"x": X, "y": LABEL, "mask": np.ones(1, np.float32)}
     loss_before = -np.log(probability)
@@ -75,11 +77,11 @@ def walk(show=print) -> dict:
     show(f"   loss = -log P(class 1) = {loss_before:.4f}; dL/dz_out = p - y = {d_logit:.4f}")
     show(f"   dL/dW2 = h * dL/dz_out = {np.round(grad_w2[:, 0], 4)}")
     show(f"   dL/dW1 = x (outer) dL/dz_hidden = \n{np.round(grad_w1, 4)}")
-    new_state, totals = jax.jit(step.make_train_step(loss))(state, batch)
+    new_state, totals = jax.jit(task.train_step)(state, batch)
     out["w2"] = (np.asarray(new_state.params["output"]["kernel"]), W2 - LEARNING_RATE * grad_w2)
     out["w1"] = (np.asarray(new_state.params["hidden_0"]["kernel"]), W1 - LEARNING_RATE * grad_w1)
     out["loss"] = (float(totals["loss_sum"]), loss_before)
-    loss_after = -np.log(float(new_state.model.apply({"params": new_state.params}, X)[0, 0]))
+    loss_after = -np.log(float(model.apply({"params": new_state.params}, X)[0, 0]))
     out["loss_after"] = loss_after
     show(f"   jaxdl's train step: new W2 = {np.round(out['w2'][0][:, 0], 4)} (W2 - lr * dL/dW2 by hand: "
          f"{np.round(out['w2'][1][:, 0], 4)})")

@@ -14,7 +14,7 @@ from collections.abc import Callable
 import jax
 import numpy as np
 
-from jaxdl import optim
+from jaxdl import metrics, optim
 from jaxdl.errors import InputError
 from jaxdl.state import TrainState
 
@@ -60,7 +60,7 @@ class Callback:
 
 
 def _lowest_is_best(metric: str) -> bool:
-    return metric.endswith(("loss", "mae"))
+    return metrics.lower_is_better(metric)
 
 
 def _copy(state: TrainState) -> TrainState:

@@ -34,7 +34,8 @@ import numpy as np
 import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers as policies
 
-from jaxdl import parallel
+from jaxdl import metrics as metrics_lib, parallel
+from jaxdl.callbacks import Callback
 from jaxdl.errors import InputError, NonFiniteError
 from jaxdl.state import TrainState
 
@@ -137,7 +138,7 @@ class Checkpointer:
     def __init__(self, workdir: str, *, keep: int = 2, keep_best: int = 1, best_metric: str = "eval_accuracy",
                  async_save: bool = True):
         self.directory = os.path.abspath(os.path.join(workdir, DIRECTORY))
-        lowest_is_best = best_metric.endswith(("loss", "mae"))
+        lowest_is_best = metrics_lib.lower_is_better(best_metric)
         keep_policies = [policies.LatestN(n=keep)]
         if keep_best:
             keep_policies.append(policies.BestN(
@@ -168,6 +169,7 @@ class Checkpointer:
         training state), so that a resumed run continues them exactly.
         """
         payload = {"state": state_tree(state), "totals": totals}
+        callbacks = _stateful(callbacks)
         kept = {str(i): state_tree(c.saved_arrays()) for i, c in enumerate(callbacks) if c.saved_arrays() is not None}
         if kept:
             payload["callbacks"] = kept
@@ -226,7 +228,7 @@ class Checkpointer:
 
     def best_step(self) -> int | None:
         """The step of the best checkpoint by `best_metric` among those evaluated, or None."""
-        lowest_is_best = self.best_metric.endswith(("loss", "mae"))
+        lowest_is_best = metrics_lib.lower_is_better(self.best_metric)
         scored = []
         for step in self.steps():
             try:
@@ -266,12 +268,18 @@ class Checkpointer:
         self.manager.close()
 
 
+def _stateful(callbacks: Sequence) -> list:
+    """The callbacks that keep state of their own (early stopping, reduce-on-plateau, ...), in order."""
+    return [c for c in callbacks if type(c).state_dict is not Callback.state_dict]
+
+
 def _restore_callbacks(callbacks: Sequence, saved: list, arrays: dict, state) -> None:
-    """Gives each callback back the state saved with the checkpoint (matched by position and kind).
+    """Gives each stateful callback back the state saved with the checkpoint (matched by position and kind).
 
     Raises:
-      InputError: when the run's callbacks are not the ones the checkpoint was saved with.
+      InputError: when the run's stateful callbacks are not the ones the checkpoint was saved with.
     """
+    callbacks = _stateful(callbacks)
     kinds = [type(c).__name__ for c in callbacks]
     if [s.get("kind") for s in saved] != kinds:
         raise InputError(
@@ -438,7 +446,8 @@ class Schedule:
                     f"the parameters at step {step} are not finite (nan or inf); training stopped, and they were not "
                     "saved. Try a lower learning rate or gradient clipping (optimizer.grad_clip_norm)"
                 )
-            metrics = {k: v for k, v in (record or {}).items() if k.startswith("eval_") and np.ndim(v) == 0}
+            metrics = {k: v for k, v in (record or {}).items()
+                       if k.startswith("eval_") and isinstance(v, (int, float, np.number)) and not isinstance(v, bool)}
             with self.signals.protect():  # a SIGINT now would otherwise cut the save short
                 self.checkpointer.save(state, totals, position, meta=self.meta, metrics=metrics, callbacks=self.callbacks)
                 if stop or last:

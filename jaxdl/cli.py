@@ -141,6 +141,10 @@ def _predict(args) -> int:
     from jaxdl import inference
 
     restored = inference.restore(args.workdir, which="latest" if args.latest else "best")
+    if not hasattr(restored.setup.task, "predict_step"):
+        raise InputError(
+            f"--workdir={args.workdir!r} holds a run of task {restored.config.get('task')!r}; jaxdl predict maps "
+            "features to outputs, which supervised runs do. Its figures: jaxdl eval --workdir ...")
     x = inference.read_inputs(args.input, restored.setup.splits.info.feature_shape)
     outputs = inference.predict(restored, x, args.workdir)
     if outputs.ndim == 3:  # an ensemble: the members' mean

@@ -102,6 +102,72 @@ def base_config(task: str) -> ml_collections.ConfigDict:
     return cfg
 
 
+# The choices of the shared sections (their modules take them from here).
+PIPELINES = ("auto", "device", "host")
+PARALLEL = ("auto", "single", "pmap", "mesh")
+SUPERVISED_SELECT = ("auto", "loss", "accuracy", "auc", "precision", "recall", "mae")
+
+
+def check_int(value, name: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise InputError(f"{name}={value!r}: expected an integer >= {minimum}")
+    return value
+
+
+def check_bool(value, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise InputError(f"{name}={value!r}: expected true or false")
+    return value
+
+
+def check(cfg: ml_collections.ConfigDict) -> None:
+    """Checks the sections every task shares (train, data pipeline, parallel, ensemble, callbacks, checkpoints, logging).
+
+    Raises:
+      InputError: naming the first bad setting, its value and what was expected.
+    """
+    check_int(cfg.seed, "seed", 0)
+    check_int(cfg.data.split_seed, "data.split_seed", 0)
+    check_int(cfg.train.epochs, "train.epochs", 1)
+    check_int(cfg.train.eval_every_epochs, "train.eval_every_epochs", 1)
+    check_int(cfg.train.eval_batch_size, "train.eval_batch_size", 1)
+    check_int(cfg.train.batch_size, "train.batch_size", 1)
+    check_bool(cfg.train.shuffle, "train.shuffle")
+    check_bool(cfg.train.drop_remainder, "train.drop_remainder")
+    check_bool(cfg.train.stop_on_nan, "train.stop_on_nan")
+    check_int(cfg.data.device_max_mb, "data.device_max_mb", 0)
+    check_int(cfg.data.workers, "data.workers", 0)
+    per_call = cfg.train.steps_per_call
+    if per_call not in ("auto", "epoch") and (isinstance(per_call, bool) or not str(per_call).strip().isdigit()
+                                              or int(per_call) < 1):
+        raise InputError(f"train.steps_per_call={per_call!r}: expected a positive integer, 'epoch' or 'auto'")
+    if cfg.data.pipeline not in PIPELINES:
+        raise InputError(f"data.pipeline={cfg.data.pipeline!r} is not known; expected one of: {', '.join(PIPELINES)}")
+    if cfg.parallel not in PARALLEL:
+        raise InputError(f"parallel={cfg.parallel!r} is not known; expected one of: {', '.join(PARALLEL)}")
+    check_int(cfg.ensemble.size, "ensemble.size", 1)
+    check_int(cfg.logging.every_steps, "logging.every_steps", 0)
+    check_bool(cfg.checkpoint.enabled, "checkpoint.enabled")
+    check_bool(cfg.checkpoint.async_save, "checkpoint.async_save")
+    for key in ("every_steps", "every_epochs", "keep_best"):
+        check_int(cfg.checkpoint[key], f"checkpoint.{key}", 0)
+    check_int(cfg.checkpoint.keep, "checkpoint.keep", 1)
+    seconds = cfg.checkpoint.every_seconds
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds < float("inf"):
+        raise InputError(f"checkpoint.every_seconds={seconds!r}: expected a number >= 0")
+    if cfg.task == "supervised":
+        for key, value in (("ensemble.select", cfg.ensemble.select), ("checkpoint.best_metric", cfg.checkpoint.best_metric)):
+            if value not in SUPERVISED_SELECT:
+                raise InputError(f"{key}={value!r} is not known; expected one of: {', '.join(SUPERVISED_SELECT)}")
+    for key in ("early_stopping_patience", "reduce_lr_patience", "hook_every_steps"):
+        check_int(cfg.callbacks[key], f"callbacks.{key}", 0)
+    factor = cfg.callbacks.reduce_lr_factor
+    if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not 0 < factor < 1:
+        raise InputError(f"callbacks.reduce_lr_factor={factor!r}: expected a number between 0 and 1")
+    if cfg.callbacks.hook_every_steps and not cfg.callbacks.hook:
+        raise InputError("callbacks.hook_every_steps is set but callbacks.hook is not; name the function to call")
+
+
 def default_config() -> ml_collections.ConfigDict:
     """The tutorial's run: a 12-8-1 network, adam, binary cross-entropy, 150 epochs, batch 10."""
     return defaults_for("supervised")

@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jaxdl import metrics
 from jaxdl.errors import InputError
 
 # Hyperparameters a member can have of its own, and the injected optax
@@ -93,6 +94,6 @@ def best(record: dict, metric: str) -> int:
         known = sorted(k[: -len("_members")] for k in record if k.endswith("_members"))
         raise InputError(f"ensemble.select={metric!r}: no such per-member metric; expected one of: {', '.join(known)}")
     values = np.asarray(values, np.float64)
-    lowest_is_best = metric.endswith(("loss", "mae"))
+    lowest_is_best = metrics.lower_is_better(metric)
     values = np.where(np.isnan(values), np.inf if lowest_is_best else -np.inf, values)
     return int(np.argmin(values) if lowest_is_best else np.argmax(values))

@@ -31,7 +31,7 @@ from jaxdl.data import ArrayDataset, order
 from jaxdl.data.pipeline import HostPipeline, Source
 from jaxdl.errors import InputError
 
-PIPELINES = ("auto", "device", "host")
+from jaxdl.config import PIPELINES  # noqa: E402 -- the choices live with the config schema
 
 
 class _Feed:

@@ -49,11 +49,6 @@ def restore(workdir: str, *, which: str = "best") -> Restored:
         raise InputError(f"--workdir={workdir!r} holds no run (no config.json); train one with: jaxdl train --workdir {workdir}")
     if not run.workdir_lib.has_checkpoints(workdir):
         raise InputError(f"--workdir={workdir!r} holds no checkpoint (was it run with checkpoint.enabled=false?)")
-    if stored.get("task", "supervised") != "supervised":
-        raise InputError(
-            f"--workdir={workdir!r} holds a run of task {stored['task']!r}; eval and predict work on supervised runs. "
-            f"Its test figures are in {os.path.join(workdir, 'summary.json')}"
-        )
     cfg = config_lib.from_dict(stored)
     setup = run.setup(cfg)
     strategy = parallel.Strategy("single", None, setup.strategy.members)  # inference runs on one device

@@ -29,6 +29,15 @@ NO_STEP = 2**31 - 1
 COLLECTED = "collected"
 
 
+# Figures whose names end so are errors (lower is better); any other figure is a score.
+LOWER_IS_BETTER = ("loss", "mae", "mse", "error", "distance", "bits_per_char", "bits_per_byte", "perplexity")
+
+
+def lower_is_better(name: str) -> bool:
+    """Whether a figure named `name` ("eval_loss", "eval_frechet_distance", ...) improves by going down."""
+    return name.endswith(LOWER_IS_BETTER)
+
+
 def merge(a: dict, b: dict) -> dict:
     """Adds two sets of totals (the first non-finite step: the earlier of the two)."""
     return {k: (jnp.minimum if k == NONFINITE else jnp.add)(a[k], b[k]) for k in a}

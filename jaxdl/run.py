@@ -17,13 +17,10 @@ import ml_collections
 import numpy as np
 
 from jaxdl import __version__, checkpoint, data, ensemble, feed, optim, parallel, state as state_lib, tasks
-from jaxdl import callbacks as callbacks_lib, task as task_lib, workdir as workdir_lib
+from jaxdl import callbacks as callbacks_lib, config as config_lib, task as task_lib, workdir as workdir_lib
 from jaxdl.errors import InputError
 from jaxdl.loop import Evaluator, History, train, zero_totals
 from jaxdl.writers import JsonLinesWriter, PlotWriter, Progress, ReportWriter, TensorBoardWriter, write_bytes, write_json
-
-SUPERVISED_SELECT = ("auto", "loss", "accuracy", "auc", "precision", "recall", "mae")
-
 
 @dataclasses.dataclass(frozen=True)
 class Setup:
@@ -73,57 +70,6 @@ def member_hyperparams(
     return values
 
 
-def _check_int(value, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise InputError(f"{name}={value!r}: expected an integer >= {minimum}")
-    return value
-
-
-def _check_bool(value, name: str) -> bool:
-    if not isinstance(value, bool):
-        raise InputError(f"{name}={value!r}: expected true or false")
-    return value
-
-
-def check_shared(cfg: ml_collections.ConfigDict) -> None:
-    """Checks the sections every task shares (train, data pipeline, parallel, ensemble, callbacks, checkpoints, logging).
-
-    Raises:
-      InputError: naming the first bad setting, its value and what was expected.
-    """
-    _check_int(cfg.seed, "seed", 0)
-    _check_int(cfg.data.split_seed, "data.split_seed", 0)
-    _check_int(cfg.train.epochs, "train.epochs", 1)
-    _check_int(cfg.train.eval_every_epochs, "train.eval_every_epochs", 1)
-    _check_int(cfg.train.eval_batch_size, "train.eval_batch_size", 1)
-    _check_int(cfg.train.batch_size, "train.batch_size", 1)
-    _check_bool(cfg.train.shuffle, "train.shuffle")
-    _check_bool(cfg.train.drop_remainder, "train.drop_remainder")
-    _check_bool(cfg.train.stop_on_nan, "train.stop_on_nan")
-    _check_int(cfg.data.device_max_mb, "data.device_max_mb", 0)
-    _check_int(cfg.data.workers, "data.workers", 0)
-    feed.resolve_steps_per_call(cfg.train.steps_per_call, steps_per_epoch=1, on_device=True)  # checks it
-    if cfg.data.pipeline not in feed.PIPELINES:
-        raise InputError(f"data.pipeline={cfg.data.pipeline!r} is not known; expected one of: {', '.join(feed.PIPELINES)}")
-    if cfg.parallel not in parallel.KINDS:
-        raise InputError(f"parallel={cfg.parallel!r} is not known; expected one of: {', '.join(parallel.KINDS)}")
-    _check_int(cfg.ensemble.size, "ensemble.size", 1)
-    _check_int(cfg.logging.every_steps, "logging.every_steps", 0)
-    _check_bool(cfg.checkpoint.enabled, "checkpoint.enabled")
-    _check_bool(cfg.checkpoint.async_save, "checkpoint.async_save")
-    for key in ("every_steps", "every_epochs", "keep_best"):
-        _check_int(cfg.checkpoint[key], f"checkpoint.{key}", 0)
-    _check_int(cfg.checkpoint.keep, "checkpoint.keep", 1)
-    seconds = cfg.checkpoint.every_seconds
-    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds < float("inf"):
-        raise InputError(f"checkpoint.every_seconds={seconds!r}: expected a number >= 0")
-    if cfg.task == "supervised":
-        for key, value in (("ensemble.select", cfg.ensemble.select), ("checkpoint.best_metric", cfg.checkpoint.best_metric)):
-            if value not in SUPERVISED_SELECT:
-                raise InputError(f"{key}={value!r} is not known; expected one of: {', '.join(SUPERVISED_SELECT)}")
-    callbacks_lib.from_config(cfg.callbacks)  # checks the callback settings now, before anything compiles
-
-
 def setup(cfg: ml_collections.ConfigDict) -> Setup:
     """Checks a config against itself and the data, and builds the run's task.
 
@@ -133,7 +79,7 @@ def setup(cfg: ml_collections.ConfigDict) -> Setup:
     Raises:
       InputError: naming the first bad setting, its value and what was expected.
     """
-    check_shared(cfg)
+    config_lib.check(cfg)
     built = tasks.build(cfg)
     return _finish_setup(cfg, built)
 
@@ -267,6 +213,15 @@ def execute(
     task_lib.check(task, abstract, argument=f"task {type(task).__name__}")
     train_step = task_lib.checked_train_step(task)
     members_step = jax.vmap(train_step) if strategy.members else train_step
+    if strategy.kind == "pmap":
+        problem = parallel.check_pmap_step(train_step, jax.eval_shape(task.init, jax.random.PRNGKey(0)), abstract,
+                                           strategy.width)
+        if problem is not None:
+            raise InputError(
+                f"parallel='pmap': {type(task).__name__}.train_step returns a state that differs between devices "
+                f"({problem}); under pmap each device sees a slice of the batch, so whatever the step sums over the "
+                "batch (gradients, counts) must go through jaxdl.parallel.psum; or use parallel='mesh', which needs no "
+                "such call")
 
     run_manifest = checkpoint.manifest(cfg.seed, experiment=experiment, command=command) if workdir is not None else {}
     if writes:
@@ -333,11 +288,12 @@ def execute(
     writer = JsonLinesWriter(os.path.join(workdir, "metrics.jsonl")) if writes else None
     tensorboard = TensorBoardWriter(os.path.join(workdir, "tensorboard")) if writes and cfg.logging.tensorboard else None
     plotter = PlotWriter(workdir) if writes and cfg.logging.plots else None
-    report_writer = ReportWriter(workdir if writes else None, progress)
+    report_writer = ReportWriter(workdir if writes else None, progress, tensorboard)
     examples_per_step = cfg.train.batch_size * max(strategy.members, 1)
 
     def report(state, step: int) -> dict:
         one = ensemble.member(parallel.local(state), 0) if strategy.members else parallel.local(state)
+        report_writer.step = step
         return task.report(one, step, report_writer)
 
     window_logging = []
@@ -366,7 +322,7 @@ def execute(
             return
         common = {"epoch": record["epoch"], "step": record["step"]}
         train_part = {k[len("train_"):]: v for k, v in record.items() if k.startswith("train_") and k != "train_seconds"}
-        timing = {k: record[k] for k in ("epoch_seconds", "compile_seconds", "steps_per_second")}
+        timing = {k: record[k] for k in ("epoch_seconds", "compile_seconds", "steps_per_second", "lr_scale") if k in record}
         writer.write({"type": "train", **common, **train_part, **timing})
         eval_part = {k[len("eval_"):]: v for k, v in record.items() if k.startswith("eval_")}
         if eval_part:

@@ -8,7 +8,9 @@ from jaxdl import config as config_lib
 from jaxdl.checkpoint import DIRECTORY as CHECKPOINTS
 from jaxdl.errors import InputError
 
-RUN_FILES = ("config.json", "metrics.jsonl", "summary.json", "scaler.json", "best_member.msgpack", "manifest.json")
+RUN_FILES = (
+    "config.json", "metrics.jsonl", "summary.json", "scaler.json", "best_member.msgpack", "manifest.json", "samples.txt",
+)
 
 
 def has_checkpoints(workdir: str) -> bool:

@@ -160,17 +160,36 @@ def _field(number: int, payload: bytes) -> bytes:
     return _varint(number << 3 | 2) + _varint(len(payload)) + payload
 
 
-def _event(step: int, wall_time: float, *, scalars=(), file_version: str | None = None) -> bytes:
-    """A TensorBoard `Event` protobuf: wall_time (1), step (2), file_version (3) or summary (5) of scalar values."""
+def _number(number: int, value: int) -> bytes:
+    """A varint protobuf field."""
+    return _varint(number << 3) + _varint(value)
+
+
+def _event(step: int, wall_time: float, *, scalars=(), values: bytes = b"", file_version: str | None = None) -> bytes:
+    """A TensorBoard `Event` protobuf: wall_time (1), step (2), file_version (3) or summary (5) of values."""
     out = bytes([0x09]) + struct.pack("<d", wall_time) + bytes([0x10]) + _varint(step)
     if file_version is not None:
         out += _field(3, file_version.encode())
-    if scalars:
-        values = b"".join(
-            _field(1, _field(1, tag.encode()) + bytes([0x15]) + struct.pack("<f", value)) for tag, value in scalars
-        )
+    values += b"".join(
+        _field(1, _field(1, tag.encode()) + bytes([0x15]) + struct.pack("<f", value)) for tag, value in scalars
+    )
+    if values:
         out += _field(5, values)
     return out
+
+
+def _image_value(tag: str, png: bytes) -> bytes:
+    """A `Summary.Value` (tag 1) holding an `Image` (4): height 1, width 2, colorspace 3, encoded PNG 4."""
+    width, height = struct.unpack(">II", png[16:24])  # the PNG's IHDR chunk
+    image = _number(1, height) + _number(2, width) + _number(3, 4) + _field(4, png)
+    return _field(1, _field(1, tag.encode()) + _field(4, image))
+
+
+def _text_value(tag: str, text: str) -> bytes:
+    """A `Summary.Value` holding a string `TensorProto` (8) for TensorBoard's text plugin (metadata 9)."""
+    metadata = _field(1, _field(1, b"text"))  # plugin_data { plugin_name: "text" }
+    tensor = _number(1, 7) + _field(2, b"") + _field(8, text.encode())  # dtype DT_STRING, scalar shape, string_val
+    return _field(1, _field(1, tag.encode()) + _field(8, tensor) + _field(9, metadata))
 
 
 class TensorBoardWriter:
@@ -212,6 +231,16 @@ class TensorBoardWriter:
         if entries:
             self._write(_event(int(step), time.time(), scalars=entries))
             self._file.flush()
+
+    def image(self, step: int, tag: str, png: bytes) -> None:
+        """Writes a PNG image (its encoded bytes) at `step`, shown in TensorBoard's Images tab."""
+        self._write(_event(int(step), time.time(), values=_image_value(tag, png)))
+        self._file.flush()
+
+    def text(self, step: int, tag: str, text: str) -> None:
+        """Writes text at `step`, shown in TensorBoard's Text tab."""
+        self._write(_event(int(step), time.time(), values=_text_value(tag, text)))
+        self._file.flush()
 
     def flush(self) -> None:
         self._file.flush()
@@ -256,14 +285,19 @@ class PlotWriter:
 
 
 class ReportWriter:
-    """What a Task's `report` writes through: files in the run's workdir, and text shown and kept.
+    """What a Task's `report` writes through: files in the run's workdir, images and text to TensorBoard too.
 
-    Without a workdir (a notebook `fit`), `path` is None and text is only shown.
+    Without a workdir (a notebook `fit`), `path` is None and text is only
+    shown. `step` is the global step of the evaluation being reported (the
+    trainer sets it before each `report`).
     """
 
-    def __init__(self, workdir: str | None, progress: "Progress | None" = None):
+    def __init__(self, workdir: str | None, progress: "Progress | None" = None,
+                 tensorboard: TensorBoardWriter | None = None):
         self.workdir = workdir
+        self.step = 0
         self._progress = progress
+        self._tensorboard = tensorboard
 
     def path(self, *parts: str) -> str | None:
         """A file in the workdir (its folder made), or None when the run writes nothing."""
@@ -273,11 +307,20 @@ class ReportWriter:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         return path
 
-    def text(self, text: str, *, file: str | None = None, header: str = "") -> None:
-        """Shows `text` on the console and, with `file`, appends it (after `header`) to that file in the workdir."""
+    def text(self, text: str, *, file: str | None = None, header: str = "", tag: str = "report/text") -> None:
+        """Shows `text` on the console, writes it to TensorBoard (`tag`) and, with `file`, appends it
+        (after `header`) to that file in the workdir."""
         if self._progress is not None:
             self._progress.message(text)
+        if self._tensorboard is not None:
+            self._tensorboard.text(self.step, tag, text)
         path = self.path(file) if file else None
         if path is not None:
             with open(path, "a", encoding="utf-8") as f:
                 f.write(f"{header}{text}\n\n")
+
+    def image(self, path: str | None, *, tag: str) -> None:
+        """Sends a PNG the report wrote (at `path`, from `self.path(...)`) to TensorBoard's Images tab under `tag`."""
+        if path is not None and self._tensorboard is not None:
+            with open(path, "rb") as f:
+                self._tensorboard.image(self.step, tag, f.read())

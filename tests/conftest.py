@@ -67,3 +67,21 @@ def replace_train_labels(load, labels):
         return type(splits)(train=train, test=splits.test, info=splits.info)
 
     return load_with
+
+
+def supervised_task(model, loss="binary_crossentropy", tx=None, input_shape=(30,), **options):
+    """A `Supervised` task of a Flax module (what `jaxdl.fit` builds), for tests of the steps, feeds and loop."""
+    import optax
+
+    from jaxdl import losses, modules
+    from jaxdl.tasks.supervised import Supervised
+
+    return Supervised(modules.wrap(model), losses.resolve(loss), tx if tx is not None else optax.adam(1e-3),
+                      input_shape=input_shape, **options)
+
+
+def zeros_for(step, state, batch):
+    """Empty train totals of `step` for `state` and a batch like `batch` (host arrays)."""
+    from jaxdl.loop import zero_totals
+
+    return zero_totals(step, state, jax.tree.map(lambda a: jax.ShapeDtypeStruct(np.shape(a), np.asarray(a).dtype), batch))

@@ -11,16 +11,16 @@ import optax
 import pytest
 
 import jaxdl
-from jaxdl import callbacks, checkpoint, config, losses, models, optim, run, state as state_lib, step
+from conftest import supervised_task, zeros_for
+from jaxdl import callbacks, checkpoint, config, models, optim, run, state as state_lib, task as task_lib
 from jaxdl.errors import InputError, NonFiniteError
 from jaxdl.loop import NonFiniteLoss
 
-BCE = losses.get("binary_crossentropy")
-
 
 def _states(count):
-    model = models.MLP(hidden=(4,), num_outputs=1, output_activation="sigmoid")
-    return [state_lib.create(model, optax.sgd(0.1), rng=jax.random.PRNGKey(k), input_shape=(3,)) for k in range(count)]
+    task = supervised_task(models.MLP(hidden=(4,), num_outputs=1, output_activation="sigmoid"), tx=optax.sgd(0.1),
+                           input_shape=(3,))
+    return [task.init(jax.random.PRNGKey(k)) for k in range(count)]
 
 
 def test_early_stopping_stops_at_the_expected_epoch_and_restores_the_best():
@@ -65,7 +65,7 @@ def test_fit_with_early_stopping_ends_early_with_the_best_state(blobs):
 def test_reduce_on_plateau_cuts_the_learning_rate():
     tx = optim.build({"name": "sgd", "learning_rate": 0.1}, total_steps=100, scalable=True)
     model = models.MLP(hidden=(4,), num_outputs=1, output_activation="sigmoid")
-    state = state_lib.create(model, tx, rng=jax.random.PRNGKey(0), input_shape=(3,))
+    state = supervised_task(model, tx=tx, input_shape=(3,)).init(jax.random.PRNGKey(0))
     reducer = callbacks.ReduceLROnPlateau("eval_loss", factor=0.5, patience=2)
     for epoch, value in enumerate([1.0, 0.9, 0.95, 0.95, 0.96, 0.97], 1):
         control = callbacks.Control(state)
@@ -109,22 +109,23 @@ def test_a_nan_loss_stops_the_run_naming_the_step_and_never_checkpoints_it(tmp_p
         meta = saver.meta(kept_step)
         assert meta["position"]
     setup = run.setup(cfg)
-    initial = run.initial_state(setup.model, setup.tx, seed=0, input_shape=(30,))
-    from jaxdl.loop import train_totals
-
-    restored, _, _ = saver.restore(kept[-1], initial, train_totals(setup.loss, initial))
+    initial = run.initial_state(setup.task, seed=0)
+    zeros = zeros_for(task_lib.checked_train_step(setup.task), initial, run._example_batch(setup.splits, 10))
+    restored, _, _ = saver.restore(kept[-1], initial, zeros)
     assert all(np.all(np.isfinite(leaf)) for leaf in jax.tree.leaves(restored.params))
     saver.close()
 
 
 def test_gradient_accumulation_equals_one_step_on_the_whole_batch(blobs):
     x, y = blobs
-    model = models.MLP(hidden=(16, 8), num_outputs=1, output_activation="sigmoid")
-    state = state_lib.create(model, optax.adam(0.01), rng=jax.random.PRNGKey(0), input_shape=(4,))
+    model, tx = models.MLP(hidden=(16, 8), num_outputs=1, output_activation="sigmoid"), optax.adam(0.01)
+    task = supervised_task(model, tx=tx, input_shape=(4,))
+    state = task.init(jax.random.PRNGKey(0))
     batch = {"x": x[:40], "y": y[:40], "mask": np.r_[np.ones(35), np.zeros(5)].astype(np.float32)}  # padding too
-    whole, whole_totals = jax.jit(step.make_train_step(BCE))(state, batch)
+    whole, whole_totals = jax.jit(task.train_step)(state, batch)
     for micro in (2, 4, 8):
-        accumulated, totals = jax.jit(step.make_train_step(BCE, accumulate=micro))(state, batch)
+        accumulating = supervised_task(model, tx=tx, input_shape=(4,), accumulate=micro)
+        accumulated, totals = jax.jit(accumulating.train_step)(state, batch)
         jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), accumulated.params, whole.params)
         assert float(totals["count"]) == 35.0
         assert float(totals["loss_sum"]) == pytest.approx(float(whole_totals["loss_sum"]), rel=1e-5)
@@ -143,9 +144,10 @@ def test_bfloat16_computes_in_bfloat16_and_keeps_float32_parameters(blobs):
     assert history.last["train_loss"] == pytest.approx(runs["float32"][1].last["train_loss"], rel=0.1)
     assert state_lib.params_sha256(state.params) != state_lib.params_sha256(runs["float32"][0].params)
     model = models.MLP(hidden=(16,), num_outputs=1, output_activation="sigmoid")
-    plain = state_lib.create(model, optax.sgd(0.1), rng=jax.random.PRNGKey(0), input_shape=(4,))
+    task = supervised_task(model, tx=optax.sgd(0.1), input_shape=(4,), compute_dtype=jnp.bfloat16)
+    plain = task.init(jax.random.PRNGKey(0))
     batch = {"x": x[:20], "y": y[:20], "mask": np.ones(20, np.float32)}
-    jaxpr = str(jax.make_jaxpr(step.make_train_step(BCE, compute_dtype=jnp.bfloat16))(plain, batch))
+    jaxpr = str(jax.make_jaxpr(task.train_step)(plain, batch))
     assert "bf16" in jaxpr and "dot_general" in jaxpr
 
 

@@ -54,7 +54,7 @@ def test_predict_scales_raw_inputs_with_the_runs_scaler(tmp_path):
     cfg = config.default_config()
     cfg.train.epochs = 20
     setup = run.setup(cfg)
-    state, _ = jaxdl.fit(setup.model, (setup.splits.train.x, setup.splits.train.y), epochs=20, batch_size=10,
+    state, _ = jaxdl.fit(setup.task.model.module, (setup.splits.train.x, setup.splits.train.y), epochs=20, batch_size=10,
                          verbose=False)
     raw = load_breast_cancer().data.astype(np.float32)
     from_workdir = jaxdl.predict(state, raw, scaler=workdir)
@@ -166,7 +166,7 @@ def test_python_dash_m_runs_the_same_command(tmp_path):
         (["--config", os.path.join(EXPERIMENTS, "csv_mlp.py")], "data.name='csv' needs a file: pass --config.data.csv_path=FILE"),
         (["--config.train.steps_per_call=many"], "train.steps_per_call='many': expected a positive integer, 'epoch' or 'auto'"),
         (["--config.data.pipeline=gpu"], "data.pipeline='gpu' is not known; expected one of: auto, device, host"),
-        (["--config.train.batch_size=0"], "train.batch_size=0: expected a positive integer"),
+        (["--config.train.batch_size=0"], "train.batch_size=0: expected an integer >= 1"),
         (["--config.train.batch_size=1000"], r"train.batch_size=1000 is larger than the dataset (456 examples)"),
         (["--config.optimizer.name=adagrad"], "optimizer.name='adagrad' is not a known optimizer; expected one of: adam, adamw, rmsprop, sgd"),
         (["--config.train.loss=hinge"], "train.loss='hinge' is not a known loss; expected one of:"),

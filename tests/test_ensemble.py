@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import jaxdl
+from conftest import supervised_task
 from jaxdl import config, data, ensemble, parallel, run
 from jaxdl.errors import InputError
 
@@ -115,8 +116,8 @@ def test_cli_ensemble_reports_members_and_exports_the_best(tmp_path, capsys):
 
 
 def ensemble_template():
-    model = jaxdl.MLP()
-    return ensemble.create(model, jaxdl.optim.build({}, total_steps=1), seed=0, size=1, input_shape=(30,)).params
+    task = supervised_task(jaxdl.MLP(), tx=jaxdl.optim.build({}, total_steps=1), input_shape=(30,))
+    return parallel.init_state(task.init, 0, members=1).params
 
 
 @pytest.mark.parametrize(

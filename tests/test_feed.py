@@ -3,22 +3,25 @@ import numpy as np
 import optax
 import pytest
 
-from jaxdl import data, feed, losses, metrics, models, parallel, state as state_lib
+from conftest import supervised_task, zeros_for
+from jaxdl import data, feed, metrics, models, parallel, state as state_lib
 from jaxdl.errors import InputError
 
-BCE = losses.get("binary_crossentropy")
 
-
-def _zeros():
-    return metrics.zeros("binary")
+def _setup(splits):
+    """A supervised task of the default MLP, its initial state (compiled), and its empty train totals."""
+    task = supervised_task(models.MLP(), tx=optax.adam(1e-3), input_shape=(30,))
+    state = parallel.init_state(task.init, 0)
+    batch = {**splits.train.read(np.arange(10)), "mask": np.ones(10, np.float32)}
+    return task, state, zeros_for(task.train_step, state, batch)
 
 
 def _train(splits, epochs=2, **kwargs):
-    f = feed.make(splits.train, BCE, batch_size=10, seed=0, epochs=epochs, **kwargs)
-    state = parallel.create_state(models.MLP(), optax.adam(1e-3), rng=jax.random.PRNGKey(0), input_shape=(30,))
+    task, state, zeros = _setup(splits)
+    f = feed.make(splits.train, task.train_step, batch_size=10, seed=0, epochs=epochs, **kwargs)
     per_epoch = []
     for epoch in range(1, epochs + 1):
-        state, totals = f.run_epoch(state, _zeros(), epoch)
+        state, totals = f.run_epoch(state, dict(zeros), epoch)
         per_epoch.append(metrics.compute(parallel.fetch(totals)))
     return f, state, per_epoch
 
@@ -39,12 +42,12 @@ def test_fused_steps_equal_steps_one_by_one(pipeline, steps_per_call):
 
 def test_fused_call_compiles_once_per_shape(compiles):
     splits = data.load("breast_cancer")
-    f = feed.make(splits.train, BCE, batch_size=10, seed=0, pipeline="device", steps_per_call=10)
-    state = parallel.create_state(models.MLP(), optax.adam(1e-3), rng=jax.random.PRNGKey(0), input_shape=(30,))
-    state, _ = f.run_epoch(state, _zeros(), 1)  # calls of 10, 10, 10, 10 and 6 steps: two shapes
+    task, state, zeros = _setup(splits)
+    f = feed.make(splits.train, task.train_step, batch_size=10, seed=0, pipeline="device", steps_per_call=10)
+    state, _ = f.run_epoch(state, dict(zeros), 1)  # calls of 10, 10, 10, 10 and 6 steps: two shapes
     after_first = compiles.count
     for epoch in (2, 3):
-        state, _ = f.run_epoch(state, _zeros(), epoch)
+        state, _ = f.run_epoch(state, dict(zeros), epoch)
     assert compiles.count == after_first
 
 

@@ -1,6 +1,5 @@
 """The GAN task: its two models, its two-player step, its judge, and its experiment run end to end and resumed."""
 
-import dataclasses
 import json
 import os
 import signal
@@ -10,8 +9,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxdl import cli, config, data, state as state_lib
-from jaxdl.tasks import gan, runner
+from jaxdl import cli, config, data, run, state as state_lib, task as task_lib
+from jaxdl.tasks import gan
 
 from conftest import EXPERIMENTS, replace_train_labels
 
@@ -70,46 +69,69 @@ def test_the_default_models_parameter_counts():
     assert state_lib.param_count(d_params) == (64 * 64 + 64) + (64 * 32 + 32) + (32 + 1) == 6_273
 
 
+def _batch(x, n=32):
+    return {"x": np.asarray(x[:n]), "mask": np.ones(n, np.float32)}
+
+
 def test_one_step_updates_both_players_deterministically_without_recompiling(compiles):
-    task = gan.build(_tiny_config(), pixels=_pixels())
+    built = gan.build(_tiny_config(), pixels=_pixels())
+    task = built.task
+    assert set(built.splits.train.arrays) == {"x"}  # the step is given images only
+    batch = _batch(built.splits.train.arrays["x"])
+    task_lib.check(task, batch)  # abstractly: the state keeps its shapes, the totals are scalar sums
     state = task.init(jax.random.PRNGKey(0))
-    batch = {"x": jnp.asarray(task.train["x"][:32])}
+    assert int(state.step) == 0
     step = jax.jit(task.train_step)
-    new, metrics = step(state, batch)
-    assert int(new.generator.step) == int(new.discriminator.step) == 1
+    new, totals = step(state, batch)
+    assert int(new.step) == int(new.generator.step) == int(new.discriminator.step) == 1
     assert _leaves_differ(state.generator.params, new.generator.params)
     assert _leaves_differ(state.discriminator.params, new.discriminator.params)
-    assert set(metrics) == {"d_loss", "g_loss", "d_real", "d_fake"}
+    figures = task.figures(jax.device_get(totals))
+    assert set(figures) == {"d_loss", "g_loss", "d_real", "d_fake"} and float(totals["count"]) == 32
     # An untrained discriminator cannot tell: both probabilities near 1/2.
-    assert 0.3 < float(metrics["d_real"]) < 0.7 and 0.3 < float(metrics["d_fake"]) < 0.7
-    again, metrics_again = step(state, batch)
-    assert not _leaves_differ(new, again) and not _leaves_differ(metrics, metrics_again)
+    assert 0.3 < figures["d_real"] < 0.7 and 0.3 < figures["d_fake"] < 0.7
+    again, totals_again = step(state, batch)
+    assert not _leaves_differ(new, again) and not _leaves_differ(totals, totals_again)
     before = compiles.count
     following, _ = step(new, batch)
     assert compiles.count == before  # the second call reuses the compiled step
     # The noise follows the step: the next step draws other images.
     assert _leaves_differ(jax.tree.map(jnp.subtract, following.generator.params, new.generator.params),
                           jax.tree.map(jnp.subtract, new.generator.params, state.generator.params))
+    # Held out: the discriminator's cross-entropy on real images, and its probability of "real".
+    assert set(task.figures(jax.device_get(jax.jit(task.eval_step)(new, batch)))) == {"loss", "d_real"}
+
+
+def test_padding_rows_change_nothing():
+    """Whatever rows with mask 0 hold, the update and the totals are the same."""
+    built = gan.build(_tiny_config(), pixels=_pixels())
+    task, x = built.task, built.splits.train.arrays["x"]
+    state = task.init(jax.random.PRNGKey(0))
+    mask = np.r_[np.ones(24), np.zeros(8)].astype(np.float32)
+    rng = np.random.default_rng(1)
+    results = [jax.jit(task.train_step)(state, {"x": np.concatenate([x[:24], pad]), "mask": mask})
+               for pad in (np.zeros((8, 16), np.float32), rng.uniform(size=(8, 16)).astype(np.float32))]
+    jax.tree.map(lambda p, q: np.testing.assert_allclose(p, q, rtol=1e-6, atol=1e-7), results[0], results[1])
+    assert float(results[0][1]["count"]) == 24
 
 
 def test_a_few_steps_reduce_the_discriminators_loss_then_the_generators():
-    cfg = _tiny_config()
-    task = gan.build(cfg, pixels=_pixels())
-    state = task.init(jax.random.PRNGKey(0))
-    real = jnp.asarray(task.train["x"][:32])
+    built = gan.build(_tiny_config(), pixels=_pixels())
+    state = built.task.init(jax.random.PRNGKey(0))
+    real = jnp.asarray(built.splits.train.arrays["x"][:32])
     key = jax.random.PRNGKey(1)
     d_step = jax.jit(lambda s, k: gan.discriminator_step(s, real, k, real_label=0.9))
     d_losses = []
     for i in range(40):
-        state, metrics = d_step(state, jax.random.fold_in(key, i))
-        d_losses.append(float(metrics["d_loss"]))
+        state, totals = d_step(state, jax.random.fold_in(key, i))
+        d_losses.append(float(totals["d_loss_sum"]) / 32)
     # About 2 ln 2 at first (it cannot tell real from generated, whatever the label), then it can.
     assert d_losses[0] > 1.2 and d_losses[-1] < 0.7 * d_losses[0]
     g_step = jax.jit(lambda s, k: gan.generator_step(s, k, 32))
     g_losses = []
     for i in range(40):
-        state, metrics = g_step(state, jax.random.fold_in(key, 100 + i))
-        g_losses.append(float(metrics["g_loss"]))
+        state, totals = g_step(state, jax.random.fold_in(key, 100 + i))
+        g_losses.append(float(totals["g_loss_sum"]) / 32)
     # Against the fixed discriminator, the generator learns to fool it.
     assert g_losses[-1] < 0.5 * g_losses[0]
     assert int(state.discriminator.step) == int(state.generator.step) == 40
@@ -153,9 +175,9 @@ def test_training_never_reads_a_label(monkeypatch):
     summaries = []
     for labels in (lambda y: y, lambda y: np.full_like(y, 7)):
         monkeypatch.setattr(data, "load", replace_train_labels(real_load, labels))
-        task = gan.build(cfg)
-        assert set(task.train) == {"x"}  # the step is given images only
-        summaries.append(runner.train_and_evaluate(cfg, None, task, quiet=True))
+        setup = run.setup(cfg)
+        assert set(setup.splits.train.arrays) == {"x"}  # the training split holds the images only
+        summaries.append(run.execute(cfg, setup, None, quiet=True)[2])
     assert summaries[0]["params_sha256"] == summaries[1]["params_sha256"]
     assert summaries[0]["eval_digit_score_real"] > 8 and summaries[1]["eval_digit_score_real"] < 1.5
 
@@ -172,35 +194,41 @@ def test_the_quick_experiment_runs_draws_and_resumes(tmp_path, capsys):
     assert "digit score" in out and "untrained generator" in out and "labels unused by the GAN" in out
     assert "generator 16-128-256-64 (51,648 parameters), discriminator 64-64-32-1 (6,273 parameters)" in out
     summary = _summary(workdir)
-    assert summary["steps"] == 4 * (1438 // 64) and summary["task"] == "gan"
+    steps = 1438 // 64  # train.drop_remainder: every step a full batch
+    assert summary["steps"] == 4 * steps and summary["task"] == "gan"
     assert summary["eval_digit_score_untrained"] < 2 and summary["eval_digit_score_real"] > 8
     assert summary["eval_frechet_distance"] < summary["eval_frechet_distance_untrained"]
     for epoch in (2, 4):
         with open(os.path.join(workdir, "plots", f"samples_epoch_{epoch:04d}.png"), "rb") as f:
             assert f.read(8) == b"\x89PNG\r\n\x1a\n"
-    assert summary["samples_png"].endswith("samples_epoch_0004.png")
     with open(os.path.join(workdir, "metrics.jsonl")) as f:
         records = [json.loads(line) for line in f]
-    assert [r["epoch"] for r in records if r["type"] == "eval"] == [2, 4]
+    evals = [r for r in records if r["type"] == "eval"]
+    assert [r["epoch"] for r in evals] == [2, 4]
+    assert all("digit_score" in r and "frechet_distance" in r and "loss" in r for r in evals)
 
     # The finished run, rerun with the same command: nothing to train, the same result.
     assert cli.main(["train", "--config", QUICK, "--workdir", workdir]) == 0
     assert _summary(workdir)["params_sha256"] == summary["params_sha256"]
+    assert _summary(workdir)["eval_digit_score"] == pytest.approx(summary["eval_digit_score"], rel=1e-6)
 
-    # A run stopped by SIGTERM after epoch 2, then resumed by the same command, ends where the uninterrupted one did.
+    # A run stopped by SIGTERM at its first evaluation (epoch 2), then resumed by the same command,
+    # ends where the uninterrupted one did.
     stopped = str(tmp_path / "stopped")
     cfg = config.load(QUICK)
-    task = gan.build(cfg)
+    setup = run.setup(cfg)
+    report = setup.task.report
 
-    def evaluate_then_stop(state):
-        os.kill(os.getpid(), signal.SIGTERM)  # the runner saves this epoch's checkpoint and returns
-        return task.evaluate(state)
+    def report_then_stop(state, step, writer):
+        os.kill(os.getpid(), signal.SIGTERM)  # the loop saves this epoch's checkpoint and returns
+        return report(state, step, writer)
 
-    result = runner.train_and_evaluate(cfg, stopped, dataclasses.replace(task, evaluate=evaluate_then_stop), quiet=True)
-    assert result["stopped_at"] == 2 * (1438 // 64)
+    setup.task.report = report_then_stop
+    result = run.execute(cfg, setup, stopped, quiet=True)[2]
+    assert result["stopped_at"] == 2 * steps
     capsys.readouterr()
     assert cli.main(["train", "--config", QUICK, "--workdir", stopped]) == 0
-    assert "resuming after epoch 2" in capsys.readouterr().out
+    assert f"resuming from the checkpoint at step {2 * steps}" in capsys.readouterr().out
     assert _summary(stopped)["params_sha256"] == summary["params_sha256"]
 
 
@@ -212,6 +240,7 @@ def test_the_quick_experiment_runs_draws_and_resumes(tmp_path, capsys):
     ("train.generator_ema_decay", "1.0", "train.generator_ema_decay=1.0"),
     ("discriminator_optimizer.name", "adagrad", "discriminator_optimizer.name='adagrad'"),
     ("optimizer.learning_rate", "-1.0", "optimizer.learning_rate=-1.0"),
+    ("plot_images", "-1", "plot_images=-1"),
 ])
 def test_bad_settings_fail_before_training_naming_the_key(tmp_path, capsys, key, value, message):
     workdir = str(tmp_path / "bad")

@@ -10,9 +10,12 @@ import numpy as np
 import pytest
 from conftest import EXPERIMENTS
 
-from jaxdl import cli
+from jaxdl import cli, metrics
 from jaxdl.errors import InputError
+from jaxdl.loop import Evaluator
+from jaxdl.task import check as check_task
 from jaxdl.tasks import language_model as lm
+from jaxdl.writers import ReportWriter
 
 TINY = dict(vocab_size=7, context=8, embed_dim=16, num_heads=2, num_layers=2, mlp_ratio=3)
 
@@ -75,28 +78,65 @@ def test_attention_is_causal():
         assert not np.allclose(after[0, t], before[0, t])  # position t does
 
 
+def built_task(cfg=None, corpus=SMALL_TEXT):
+    built = lm.build(cfg if cfg is not None else tiny_config(), corpus=corpus)
+    return built, built.task, jax.jit(built.task.init)(jax.random.PRNGKey(0))
+
+
+def train_batch(built, rows=8, real=None):
+    batch = built.splits.train.read(np.arange(rows))
+    mask = np.zeros(rows, np.float32)
+    mask[: rows if real is None else real] = 1.0
+    return {**batch, "mask": mask}
+
+
+def test_the_task_passes_the_protocol_checks():
+    built, task, _ = built_task()
+    batch = train_batch(built)
+    test_batch = {**built.splits.test.read(np.arange(4)), "mask": np.ones(4, np.float32)}
+    assert set(test_batch) == {"x", "y", "scored", "mask"}
+    _, totals = check_task(task, batch, eval_batch=test_batch)
+    assert set(totals) == {"loss_sum", "bits_per_char_sum", "count"}
+
+
 def test_a_few_training_steps_reduce_the_loss():
-    task = lm.build(tiny_config(), corpus=SMALL_TEXT)
-    state = task.init(jax.random.PRNGKey(0))
+    built, task, state = built_task()
     step = jax.jit(task.train_step)
-    batch = {k: v[:8] for k, v in task.train.items()}
+    batch = train_batch(built)
     losses = []
     for _ in range(15):
-        state, metrics = step(state, batch)
-        losses.append(float(metrics["loss"]))
+        state, totals = step(state, batch)
+        figures = metrics.means(jax.device_get(totals))
+        losses.append(figures["loss"])
+    assert float(totals["count"]) == 8 * 8  # every character of every real row
     assert losses[-1] < 0.7 * losses[0]
-    assert metrics["bits_per_char"] == pytest.approx(losses[-1] / math.log(2), rel=1e-6)
+    assert figures["bits_per_char"] == pytest.approx(losses[-1] / math.log(2), rel=1e-6)
+
+
+def test_padding_rows_change_neither_the_update_nor_the_totals():
+    built, task, state = built_task()
+    step = jax.jit(task.train_step)
+    padded = train_batch(built, rows=8, real=5)
+    other = {**padded, "x": padded["x"].copy(), "y": padded["y"].copy()}
+    other["x"][5:], other["y"][5:] = 3, 4  # whatever the padding rows hold
+    after, totals = step(state, padded)
+    after_other, totals_other = step(state, other)
+    for a, b in zip(jax.tree.leaves(after.params), jax.tree.leaves(after_other.params)):
+        np.testing.assert_array_equal(a, b)
+    assert jax.device_get(totals) == jax.device_get(totals_other)
+    assert float(totals["count"]) == 5 * 8  # the real rows' characters
+    nats = lm.next_char_loss(state.model, state.params, padded["x"][:5], padded["y"][:5])
+    assert float(totals["loss_sum"]) == pytest.approx(float(nats.sum()), rel=1e-5)
 
 
 def test_dropout_draws_from_the_step_so_a_step_is_repeatable():
-    task = lm.build(tiny_config(dropout=0.3), corpus=SMALL_TEXT)
-    state = task.init(jax.random.PRNGKey(0))
+    built, task, state = built_task(tiny_config(dropout=0.3))
     step = jax.jit(task.train_step)
-    batch = {k: v[:8] for k, v in task.train.items()}
-    first, second = step(state, batch)[1]["loss"], step(state, batch)[1]["loss"]
+    batch = train_batch(built)
+    first, second = step(state, batch)[1]["loss_sum"], step(state, batch)[1]["loss_sum"]
     assert first == second
-    plain = jax.jit(lambda p: lm.next_char_loss(state.model, p, batch["x"], batch["y"]).mean())(state.params)
-    assert abs(float(first) - float(plain)) > 1e-4  # dropout was on in training
+    plain = jax.jit(lambda p: lm.next_char_loss(state.model, p, batch["x"], batch["y"]).sum())(state.params)
+    assert abs(float(first) - float(plain)) > 1e-3  # dropout was on in training
 
 
 def test_training_windows_pair_each_input_with_the_next_character():
@@ -136,9 +176,9 @@ def test_held_out_bits_per_character_is_the_mean_cross_entropy_over_ln2():
     corpus = lm.Corpus(train=SMALL_TEXT.train, test="the bat sat.", source="a test text")
     cfg = tiny_config()
     cfg.data.eval_stride = 1
-    task = lm.build(cfg, corpus=corpus)
-    state = task.init(jax.random.PRNGKey(0))
-    figures = task.evaluate(state)
+    built, task, state = built_task(cfg, corpus)
+    # Batches of 3 windows: the last one padded, its padding rows masked out.
+    figures = Evaluator(task, batch_size=3)(state, built.splits.test)
     vocab = lm.vocabulary(corpus.train)
     ids = vocab.encode(corpus.test)
     assert (ids == 0).sum() == 1  # "b" never appears in training
@@ -152,19 +192,38 @@ def test_held_out_bits_per_character_is_the_mean_cross_entropy_over_ln2():
     assert figures["loss"] == pytest.approx(np.mean(nats), rel=1e-5)
     unigram = lm.unigram_bits(vocab.encode(corpus.train), ids[1:], vocab.size)
     assert figures["unigram_bits_per_char"] == pytest.approx(unigram)
+    bigram = lm.bigram_bits(vocab.encode(corpus.train), ids[:-1], ids[1:], vocab.size)
+    assert figures["bigram_bits_per_char"] == pytest.approx(bigram)
+
+
+@pytest.mark.parametrize("eval_stride", [None, 3, 8])
+def test_evaluation_scores_every_held_out_character_but_the_first_once(eval_stride):
+    cfg = tiny_config()
+    cfg.data.eval_stride = eval_stride
+    built, task, state = built_task(cfg)
+    test = built.splits.test
+    rows = len(test) + 2  # two padding rows, holding real windows: they must count for nothing
+    indices = np.arange(rows) % len(test)
+    batch = {**test.read(indices), "mask": (np.arange(rows) < len(test)).astype(np.float32)}
+    totals = jax.jit(task.eval_step)(state, batch)
+    assert float(totals["count"]) == len(SMALL_TEXT.test) - 1
 
 
 def test_report_samples_text_and_appends_it_to_samples_txt(tmp_path):
-    task = lm.build(tiny_config(), corpus=SMALL_TEXT)
-    state = task.init(jax.random.PRNGKey(0))
-    first = task.report(state, 1, str(tmp_path))["sample_text"]
-    again = task.report(state, 2, str(tmp_path))["sample_text"]
+    _, task, state = built_task()
+    writer = ReportWriter(str(tmp_path))
+    assert task.report(state, 1, writer) == {}
+    first = task.last_sample
+    assert task.report(state, 2, writer) == {}
     prompt = "the rat \n"  # the held-out text's first line, cut to the context
     body = first.split("\n", 1)[1]
     assert body.startswith(prompt) and len(body) == len(prompt) + 20 and lm.UNKNOWN not in body
-    assert again.split("\n", 1)[1] == body  # the same key at every evaluation
+    assert task.last_sample.split("\n", 1)[1] == body  # the same key at every evaluation
     written = (tmp_path / "samples.txt").read_text()
-    assert "=== epoch 1," in written and "=== epoch 2," in written
+    assert written.startswith("=== step 1, temperature 0.8 ===\n" + body)
+    assert "=== step 2, temperature 0.8 ===\n" + body in written
+    assert ReportWriter(None).path("samples.txt") is None
+    task.report(state, 3, ReportWriter(None))  # no workdir: nothing written, no error
 
 
 def test_the_pydoc_corpus_holds_out_whole_topics():
@@ -191,6 +250,8 @@ def test_a_text_file_holds_out_its_end(tmp_path):
     ("data.stride", 100, "data.stride=100"),
     ("data.name", "shakespeare", "data.name='shakespeare'"),
     ("sample.temperature", 0, "sample.temperature"),
+    ("ensemble.select", "accuracy", "ensemble.select='accuracy'"),
+    ("train.batch_size", 10_000, "train.batch_size=10000"),
 ])
 def test_bad_settings_fail_before_training_naming_the_key(key, value, named):
     cfg = tiny_config()
@@ -217,10 +278,11 @@ def test_bad_heads_from_the_command_line_exit_with_status_2(tmp_path, capsys):
 def test_the_quick_experiment_beats_the_unigram_baseline(tmp_path, capsys):
     workdir = tmp_path / "run"
     status = cli.main(["train", "--config", os.path.join(EXPERIMENTS, "pydoc_char_lm.py") + ":quick",
-                       "--workdir", str(workdir), "--quiet"])
+                       "--workdir", str(workdir), "--quiet", "--config.parallel=single"])
     assert status == 0
     summary = json.loads((workdir / "summary.json").read_text())
     assert summary["task"] == "language_model" and summary["dataset"] == "pydoc_topics"
     assert summary["eval_bits_per_char"] < summary["eval_unigram_bits_per_char"] - 0.5
     assert "held-out bits per character" in capsys.readouterr().out
-    assert (workdir / "samples.txt").read_text().startswith("=== epoch 1,")
+    assert (workdir / "samples.txt").read_text().startswith(f"=== step {summary['steps']}, temperature 0.8 ===")
+    assert summary["steps"] == 212  # ceil(13,527 windows / 64): the last batch padded

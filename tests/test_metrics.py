@@ -32,16 +32,21 @@ def test_binary_totals_match_scikit_learn_and_ignore_padding():
 
 
 def test_totals_merge_by_addition():
-    a = {"loss_sum": jnp.float32(2.0), "count": jnp.float32(4.0), "correct": jnp.float32(3.0)}
-    b = {"loss_sum": jnp.float32(1.0), "count": jnp.float32(4.0), "correct": jnp.float32(1.0)}
+    a = {"loss_sum": jnp.float32(2.0), "count": jnp.float32(4.0), "accuracy_sum": jnp.float32(3.0)}
+    b = {"loss_sum": jnp.float32(1.0), "count": jnp.float32(4.0), "accuracy_sum": jnp.float32(1.0)}
     assert metrics.compute(metrics.merge(a, b)) == {"loss": 3.0 / 8, "accuracy": 4.0 / 8}
 
 
 def test_two_class_softmax_counts_as_binary():
     cce = losses.get("categorical_crossentropy")
-    assert metrics.metric_kind(cce, 2) == "binary"
-    assert metrics.metric_kind(cce, 10) == "multiclass"
+    assert metrics.is_binary(cce, 2)
+    assert not metrics.is_binary(cce, 10)
     logits = jnp.array([[0.0, 1.0], [2.0, 0.0]])
+    mask, per_example = jnp.ones(2), cce.per_example(logits, jnp.array([1, 1]), None)
+    # Two classes: precision and recall, as for a sigmoid unit; ten: accuracy only.
+    assert "true_pos" in metrics.batch_totals(cce, logits, None, jnp.array([1, 1]), mask, per_example)
+    ten = jnp.zeros((2, 10))
+    assert "true_pos" not in metrics.batch_totals(cce, ten, None, jnp.array([1, 1]), mask, cce.per_example(ten, jnp.array([1, 1]), None))
     pred, scores = metrics.predictions(cce, logits)
     np.testing.assert_array_equal(pred, [1, 0])
     np.testing.assert_allclose(scores, [1 / (1 + np.exp(-1.0)), 1 / (1 + np.exp(2.0))], rtol=1e-6)

@@ -140,16 +140,17 @@ def test_cnn_shapes_and_training_step():
 def test_cnn_batch_norm_keeps_running_statistics_and_evaluates_with_them():
     import optax
 
-    from jaxdl import losses, state as state_lib, step
+    from conftest import supervised_task
 
     model = models.CNN(conv_features=(4,), hidden=(8,), num_outputs=3, batch_norm=True, image_shape=(8, 8, 1))
-    state = state_lib.create(model, optax.adam(1e-2), rng=jax.random.PRNGKey(0), input_shape=(64,))
+    task = supervised_task(model, loss="categorical_crossentropy", tx=optax.adam(1e-2), input_shape=(64,))
+    state = task.init(jax.random.PRNGKey(0))
     assert set(state.model_state) == {"batch_stats"}
     assert "bias" not in state.params["conv_0"]  # the normalisation's shift replaces the convolution's bias
     rng = np.random.default_rng(0)
     batch = {"x": rng.normal(2.0, 3.0, (16, 64)).astype(np.float32), "y": rng.integers(0, 3, 16),
              "mask": np.ones(16, np.float32)}
-    train = jax.jit(step.make_train_step(losses.get("categorical_crossentropy")))
+    train = jax.jit(task.train_step)
     first_loss = None
     for _ in range(20):
         state, totals = train(state, batch)
@@ -231,15 +232,16 @@ def test_resnet_outputs_for_images_and_flat_rows():
 def test_resnet_training_steps_reduce_the_loss_and_keep_running_statistics():
     import optax
 
-    from jaxdl import losses, state as state_lib, step
+    from conftest import supervised_task
 
     model = models.ResNet(stage_features=(4, 8), blocks_per_stage=1, num_outputs=3, image_shape=(8, 8, 1))
-    state = state_lib.create(model, optax.adam(1e-2), rng=jax.random.PRNGKey(0), input_shape=(64,))
+    task = supervised_task(model, loss="categorical_crossentropy", tx=optax.adam(1e-2), input_shape=(64,))
+    state = task.init(jax.random.PRNGKey(0))
     assert set(state.model_state) == {"batch_stats"}
     rng = np.random.default_rng(0)
     batch = {"x": rng.normal(0.5, 1.0, (16, 64)).astype(np.float32), "y": rng.integers(0, 3, 16),
              "mask": np.ones(16, np.float32)}
-    train = jax.jit(step.make_train_step(losses.get("categorical_crossentropy")))
+    train = jax.jit(task.train_step)
     loss_sums = []
     for _ in range(10):
         state, totals = train(state, batch)

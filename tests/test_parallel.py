@@ -11,22 +11,30 @@ import optax
 import pytest
 
 import jaxdl
-from jaxdl import config, data, feed, losses, metrics, models, parallel, run
+from conftest import supervised_task, zeros_for
+from jaxdl import config, data, feed, metrics, models, parallel, run
 from jaxdl.errors import InputError
 
-BCE = losses.get("binary_crossentropy")
 HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _start(splits, strategy, batch_size=16):
+    """The default MLP's supervised task, its initial state placed for `strategy`, and its empty train totals."""
+    task = supervised_task(models.MLP(), tx=optax.adam(1e-3), input_shape=(30,))
+    state = run.initial_state(task, seed=0, strategy=strategy)
+    batch = {**splits.train.read(np.arange(batch_size)), "mask": np.ones(batch_size, np.float32)}
+    return task, state, zeros_for(task.train_step, state, batch)
 
 
 def _train(splits, kind, *, pipeline="device", steps_per_call="epoch", batch_size=16, epochs=2, fsdp=1):
     strategy, _ = parallel.choose(kind, batch_size=batch_size, fsdp=fsdp)
+    task, state, zeros = _start(splits, strategy, batch_size)
     train_feed = feed.make(
-        splits.train, BCE, batch_size=batch_size, seed=0, epochs=epochs, pipeline=pipeline,
+        splits.train, task.train_step, batch_size=batch_size, seed=0, epochs=epochs, pipeline=pipeline,
         steps_per_call=steps_per_call, strategy=strategy,
     )
-    state = run.initial_state(models.MLP(), optax.adam(1e-3), seed=0, input_shape=(30,), strategy=strategy)
     for epoch in range(1, epochs + 1):
-        state, totals = train_feed.run_epoch(state, metrics.zeros("binary"), epoch)
+        state, totals = train_feed.run_epoch(state, dict(zeros), epoch)
     return state, metrics.compute(parallel.fetch_totals(totals))
 
 
@@ -68,11 +76,12 @@ def test_mesh_with_an_fsdp_axis_shards_parameters_and_trains_the_same(splits):
 def test_strategies_do_not_recompile_on_later_calls(splits, compiles):
     for kind in ("pmap", "mesh"):
         strategy, _ = parallel.choose(kind, batch_size=16)
-        train_feed = feed.make(splits.train, BCE, batch_size=16, seed=0, pipeline="host", steps_per_call=1, strategy=strategy)
-        state = run.initial_state(models.MLP(), optax.adam(1e-3), seed=0, input_shape=(30,), strategy=strategy)
-        state, _ = train_feed.run_epoch(state, metrics.zeros("binary"), 1)
+        task, state, zeros = _start(splits, strategy)
+        train_feed = feed.make(splits.train, task.train_step, batch_size=16, seed=0, pipeline="host", steps_per_call=1,
+                               strategy=strategy)
+        state, _ = train_feed.run_epoch(state, dict(zeros), 1)
         before = compiles.count
-        state, _ = train_feed.run_epoch(state, metrics.zeros("binary"), 2)
+        state, _ = train_feed.run_epoch(state, dict(zeros), 2)
         assert compiles.count == before, kind
 
 

@@ -7,15 +7,14 @@ import optax
 import pytest
 
 import jaxdl
-from jaxdl import losses, models, parallel, privacy, state as state_lib, step
+from conftest import supervised_task
+from jaxdl import models, parallel, privacy
 from jaxdl.errors import InputError
 
-BCE = losses.get("binary_crossentropy")
-CCE = losses.get("categorical_crossentropy")
 
-
-def _state(model, input_shape, seed=0):
-    return state_lib.create(model, optax.sgd(0.1), rng=jax.random.PRNGKey(seed), input_shape=input_shape)
+def _task_and_state(model, input_shape, loss="binary_crossentropy", seed=0):
+    task = supervised_task(model, loss=loss, tx=optax.sgd(0.1), input_shape=input_shape)
+    return task, task.init(jax.random.PRNGKey(seed))
 
 
 def _batch(blobs, size=12, padded=3):
@@ -24,12 +23,10 @@ def _batch(blobs, size=12, padded=3):
     return {"x": x[:size], "y": y[:size].astype(np.int32), "mask": mask}
 
 
-def _batch_gradient(state, batch, loss):
-    head = jaxdl.activations.get(state.model.output_activation)
-
+def _batch_gradient(task, state, batch):
     def mean_loss(params):
-        logits = state.model.apply({"params": params}, batch["x"], train=True, logits=True)
-        per_example = loss.per_example(logits, batch["y"], head)
+        logits, _ = task.model.apply({"params": params}, batch["x"], train=True)  # the output layer's logits
+        per_example = task.loss.per_example(logits, batch["y"], task.head)
         return jnp.sum(per_example * batch["mask"]) / jnp.sum(batch["mask"])
 
     return jax.grad(mean_loss)(state.params)
@@ -42,26 +39,26 @@ def _flat(tree):
 @pytest.mark.parametrize("kind", ["mlp", "cnn"])
 def test_per_example_gradients_average_to_the_batch_gradient(blobs, kind):
     if kind == "mlp":
-        state, batch, loss = _state(models.MLP(hidden=(16, 8)), (4,)), _batch(blobs), BCE
+        (task, state), batch = _task_and_state(models.MLP(hidden=(16, 8)), (4,)), _batch(blobs)
     else:
         rng = np.random.default_rng(0)
-        state = _state(models.CNN(conv_features=(4,), hidden=(16,), num_outputs=3, output_activation="softmax"), (8, 8, 1))
+        task, state = _task_and_state(models.CNN(conv_features=(4,), hidden=(16,), num_outputs=3, output_activation="softmax"),
+                                      (8, 8, 1), loss="categorical_crossentropy")
         batch = {"x": rng.normal(size=(6, 8, 8, 1)).astype(np.float32), "y": rng.integers(0, 3, 6),
                  "mask": np.r_[np.ones(5), 0.0].astype(np.float32)}
-        loss = CCE
-    grads, per_example_loss = jax.jit(step.per_example_grads(loss))(state, batch)
+    grads, per_example_loss = jax.jit(task.per_example_grads)(state, batch)
     size = len(batch["mask"])
     assert all(leaf.shape[0] == size for leaf in jax.tree.leaves(grads))
     mask = batch["mask"]
     averaged = jax.tree.map(lambda g: np.tensordot(mask, g, axes=1) / mask.sum(), grads)
-    expected = _batch_gradient(state, batch, loss)
+    expected = _batch_gradient(task, state, batch)
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), averaged, expected)
     assert per_example_loss.shape == (size,)
 
 
 def test_clip_bounds_every_example_and_keeps_small_ones(blobs):
-    state, batch = _state(models.MLP(hidden=(16, 8)), (4,)), _batch(blobs)
-    grads, _ = step.per_example_grads(BCE)(state, batch)
+    (task, state), batch = _task_and_state(models.MLP(hidden=(16, 8)), (4,)), _batch(blobs)
+    grads, _ = task.per_example_grads(state, batch)
     norms = np.asarray(jax.vmap(optax.tree.norm)(grads))
     bound = float(np.median(norms))
     clipped, before = privacy.clip(grads, bound)
@@ -75,26 +72,26 @@ def test_clip_bounds_every_example_and_keeps_small_ones(blobs):
 def test_dp_sgd_bounds_how_far_one_example_can_move_the_update(blobs):
     """Replacing one example by an extreme one changes the (noise-free) DP gradient by at most 2C/B."""
     clip_norm, size = 0.5, 12
-    state = _state(models.MLP(hidden=(16, 8)), (4,))
+    task, state = _task_and_state(models.MLP(hidden=(16, 8)), (4,))
     batch = _batch(blobs, size=size, padded=0)
     outlier = {**batch, "x": batch["x"].copy(), "y": batch["y"].copy()}
     outlier["x"][3] *= 100.0  # the same direction, 100 times as far
-    logit = state.model.apply({"params": state.params}, outlier["x"][3:4], logits=True)[0, 0]
+    logit = task.model.apply({"params": state.params}, outlier["x"][3:4])[0][0, 0]
     outlier["y"][3] = 0 if logit > 0 else 1  # and confidently misclassified: a large gradient
     settings = privacy.Privacy(clip_norm=clip_norm, noise_multiplier=0.0)
-    example_loss = step.example_loss_fn(state, BCE)
+    example_loss = task._example_loss(state)
     rng = jax.random.PRNGKey(1)
     dp = [_flat(privacy.private_gradient(example_loss, state.params, b, privacy=settings, rng=rng)[0]) for b in (batch, outlier)]
     assert np.linalg.norm(dp[0] - dp[1]) <= 2 * clip_norm / size * (1 + 1e-5)
-    plain = [_flat(_batch_gradient(state, b, BCE)) for b in (batch, outlier)]
+    plain = [_flat(_batch_gradient(task, state, b)) for b in (batch, outlier)]
     assert np.linalg.norm(plain[0] - plain[1]) > 10 * 2 * clip_norm / size  # without clipping it is not bounded
 
 
 def test_dp_sgd_noise_has_the_calibrated_scale(blobs):
     clip_norm, sigma, size = 1.0, 2.0, 12
-    state = _state(models.MLP(hidden=(256, 64)), (4,))  # many parameters: a good sample of the noise
+    task, state = _task_and_state(models.MLP(hidden=(256, 64)), (4,))  # many parameters: a good sample of the noise
     batch = _batch(blobs, size=size, padded=0)
-    example_loss = step.example_loss_fn(state, BCE)
+    example_loss = task._example_loss(state)
     quiet = privacy.private_gradient(example_loss, state.params, batch, privacy=privacy.Privacy(clip_norm, 0.0), rng=jax.random.PRNGKey(0))[0]
     noisy = privacy.private_gradient(example_loss, state.params, batch, privacy=privacy.Privacy(clip_norm, sigma), rng=jax.random.PRNGKey(0))[0]
     noise = _flat(noisy) - _flat(quiet)

@@ -12,6 +12,7 @@
 
 from jaxdl.parallel.collectives import pmean, psum
 from jaxdl.parallel.compiled import (
+    check_pmap_step,
     compile_epoch_plan,
     compile_eval_step,
     compile_predict_step,
@@ -52,6 +53,7 @@ __all__ = [
     "KINDS",
     "SINGLE",
     "Strategy",
+    "check_pmap_step",
     "choose",
     "compile_epoch_plan",
     "compile_eval_step",

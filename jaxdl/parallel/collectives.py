@@ -43,3 +43,28 @@ def pmean(tree):
     """Averages `tree` over the devices sharing the batch under pmap; returns it unchanged elsewhere."""
     axis = _AXIS.get()
     return tree if axis is None else jax.lax.pmean(tree, axis)
+
+
+def batch_rows(local_rows: int) -> int:
+    """The rows of the whole batch when this device holds `local_rows` of them (times the devices under pmap)."""
+    axis = _AXIS.get()
+    return local_rows if axis is None else local_rows * jax.lax.axis_size(axis)
+
+
+def shard_rows(tree):
+    """This device's rows of arrays drawn for the whole batch (pmap: an even split in device order; else all).
+
+    A step that draws random numbers per row (a GAN's latent vectors) draws
+    `batch_rows(n)` rows from one key and keeps `shard_rows` of them, so that
+    the devices together draw what one device would: the same result under
+    every strategy.
+    """
+    axis = _AXIS.get()
+    if axis is None:
+        return tree
+
+    def mine(a):
+        size = a.shape[0] // jax.lax.axis_size(axis)
+        return jax.lax.dynamic_slice_in_dim(a, jax.lax.axis_index(axis) * size, size, 0)
+
+    return jax.tree.map(mine, tree)

@@ -69,6 +69,25 @@ def _traced_under_axis(fn: Callable) -> Callable:
     return traced
 
 
+def check_pmap_step(train_step: Callable, state, batch, devices: int) -> str | None:
+    """Whether `train_step` returns the same state on every device under pmap; the reason if it does not.
+
+    Traced abstractly as a vmap over `devices` slices of the batch with the
+    pmap axis's name: a state output that depends on a device's own slice
+    (gradients not summed with `collectives.psum`) cannot leave unmapped.
+    Nothing is computed or compiled.
+    """
+    split = jax.tree.map(
+        lambda a: jax.ShapeDtypeStruct((devices, a.shape[0] // devices, *a.shape[1:]), a.dtype), batch)
+    mapped = jax.vmap(_traced_under_axis(train_step), in_axes=(None, 0), out_axes=(None, 0), axis_name=AXIS,
+                      axis_size=devices)
+    try:
+        jax.eval_shape(mapped, state, split)
+    except ValueError as err:
+        return str(err).splitlines()[0]
+    return None
+
+
 def _accumulate(train_step: Callable, strategy: Strategy, state, totals, batch):
     state, batch_totals = train_step(state, batch)
     # Under pmap each device's totals cover its slice of the batch: summed over the devices here.

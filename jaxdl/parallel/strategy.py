@@ -29,9 +29,10 @@ import numpy as np
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from jaxdl.config import PARALLEL
 from jaxdl.errors import InputError
 
-KINDS = ("auto", "single", "pmap", "mesh")
+KINDS = PARALLEL  # the choices live with the config schema
 AXIS = "data"  # the axis name the step sees under pmap; the batch axis of the mesh
 FSDP = "fsdp"  # the mesh axis that shards parameters
 

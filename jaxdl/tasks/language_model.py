@@ -20,11 +20,17 @@ character frequencies with add-one smoothing) and a bigram model (each
 character given the one before, add-one smoothing), both fitted on the
 training text and scored on the same held-out characters. A model below the
 bigram baseline uses more than the previous character.
+
+`LanguageModelTask` is a `jaxdl.task.Task`: it trains with the loop every
+task shares (pmap, meshes with FSDP, ensembles, fused steps, checkpoints and
+exact resume). Its training split is windows `x` and the characters after
+them `y`; its held-out split adds `scored`, which marks the targets that
+overlapping scoring windows score, so that each held-out character is scored
+once. After each evaluation it samples text from the model (`report`).
 """
 
 import dataclasses
 import math
-import os
 
 import flax.linen as nn
 import jax
@@ -34,13 +40,13 @@ import numpy as np
 import optax
 from ml_collections import config_dict
 
-from jaxdl import optim, state as state_lib
+from jaxdl import config as config_lib, data, metrics, optim, parallel, tasks
 from jaxdl.errors import InputError
-from jaxdl.tasks import runner
+from jaxdl.state import TrainState, param_count
+from jaxdl.task import Task
 
 CORPORA = ("pydoc_topics",)
 UNKNOWN = "\ufffd"  # how the id of characters never seen in training prints
-EVAL_CHUNK = 64  # held-out windows per forward pass: bounds evaluation's memory for long texts
 
 
 @dataclasses.dataclass(frozen=True)
@@ -243,11 +249,11 @@ class CharTransformer(nn.Module):
 def default_config() -> ml_collections.ConfigDict:
     """A 2-layer, 128-wide Transformer with a 64-character context on Python's help topics.
 
-    3 epochs at batch size 32 of windows every 32 characters (1,266 steps),
+    3 epochs at batch size 32 of windows every 32 characters (1,269 steps),
     adam at 3e-3 with warmup and cosine decay: about 2.0 held-out bits per
-    character in 2-3 minutes on two CPU cores (see experiments/pydoc_char_lm.py).
+    character in 1-3 minutes on two CPU cores (see experiments/pydoc_char_lm.py).
     """
-    cfg = runner.base_config("language_model")
+    cfg = config_lib.base_config("language_model")
     cfg.data.name = "pydoc_topics"
     cfg.data.text_file = config_dict.placeholder(str)  # a UTF-8 text file to train on; data.name then only labels it
     cfg.data.test_fraction = 0.1  # pydoc_topics: every round(1 / this)-th topic is held out; a text file: its last part
@@ -262,6 +268,8 @@ def default_config() -> ml_collections.ConfigDict:
     cfg.train.epochs = 3
     cfg.train.batch_size = 32
     cfg.train.eval_every_epochs = 1
+    cfg.train.eval_batch_size = 256  # held-out windows per forward pass: bounds evaluation's memory
+    cfg.checkpoint.every_epochs = 10
     cfg.optimizer.name = "adam"
     cfg.optimizer.learning_rate = 3e-3
     cfg.optimizer.schedule = "warmup_cosine"
@@ -279,39 +287,7 @@ def next_char_loss(model: CharTransformer, params, x: jax.Array, y: jax.Array, *
     """Each position's next-character cross-entropy in nats, (N, T); `rng` given: training mode (dropout)."""
     rngs = {"dropout": rng} if rng is not None else {}
     logits = model.apply({"params": params}, x, train=rng is not None, rngs=rngs)
-    return optax.softmax_cross_entropy_with_integer_labels(logits, y)
-
-
-def make_train_step(model: CharTransformer):
-    """The pure step: one update on the batch's mean next-character cross-entropy. The batch holds `x` and `y`."""
-
-    def train_step(state: state_lib.TrainState, batch: dict):
-        # Only a model with dropout needs randomness; the key depends on the step, so a resumed run draws the same.
-        rng = jax.random.fold_in(state.rng, state.step) if model.dropout > 0 else None
-
-        def objective(params):
-            return next_char_loss(model, params, batch["x"], batch["y"], rng=rng).mean()
-
-        loss, grads = jax.value_and_grad(objective)(state.params)
-        return state.apply_gradients(grads, state.model_state), {"loss": loss, "bits_per_char": loss / math.log(2)}
-
-    return train_step
-
-
-def make_scorer(model: CharTransformer):
-    """(params, inputs, targets, mask) -> the masked targets' summed cross-entropy in nats, in chunks of windows."""
-
-    def score(params, x, y, mask):
-        pad = -len(x) % EVAL_CHUNK
-        x, y, mask = (jnp.pad(a, ((0, pad), (0, 0))).reshape(-1, EVAL_CHUNK, a.shape[1]) for a in (x, y, mask))
-
-        def chunk(args):
-            cx, cy, cmask = args
-            return jnp.sum(jnp.where(cmask, next_char_loss(model, params, cx, cy), 0.0))
-
-        return jnp.sum(jax.lax.map(chunk, (x, y, mask)))
-
-    return jax.jit(score)
+    return optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), y)
 
 
 def make_sampler(model: CharTransformer, prompt_length: int, length: int, temperature: float):
@@ -339,12 +315,114 @@ def make_sampler(model: CharTransformer, prompt_length: int, length: int, temper
     return jax.jit(sample)
 
 
+class LanguageModelTask(Task):
+    """Next-character prediction as a Task: minimise the mean cross-entropy of every real row's characters.
+
+    A training batch is `x` (B, context) character ids, `y` (B, context)
+    the characters after them, and `mask` (B,). A held-out batch also holds
+    `scored` (B, context): 1 where a target is scored, so that overlapping
+    scoring windows score every held-out character once (`scoring_windows`).
+
+    Args:
+      model: the CharTransformer.
+      tx: the optax optimizer.
+      vocab: the characters <-> ids.
+      unigram_bits, bigram_bits: the baselines' held-out bits per character,
+        reported beside the model's.
+      prompt: the text each sample continues; sample_length: characters
+        generated at each evaluation (0: none); temperature: the sampling
+        temperature; sample_seed: fixes the sampling key.
+    """
+
+    name = "language_model"
+
+    def __init__(self, model: CharTransformer, tx: optax.GradientTransformation, vocab: Vocabulary, *,
+                 unigram_bits: float, bigram_bits: float, prompt: str = "", sample_length: int = 0,
+                 temperature: float = 1.0, sample_seed: int = 0):
+        self.model, self.tx, self.vocab = model, tx, vocab
+        self.unigram_bits, self.bigram_bits = float(unigram_bits), float(bigram_bits)
+        self.prompt, self.sample_length, self.temperature = prompt, int(sample_length), float(temperature)
+        self._prompt_ids = vocab.encode(prompt)
+        # One fixed key: every evaluation draws with the same numbers, so the samples differ only by what the model learned.
+        self._sample_rng = jax.random.fold_in(jax.random.PRNGKey(sample_seed), 1)
+        self._sampler = None
+        self.last_sample: str | None = None  # the latest report's sample, for the headline
+
+    # -- the protocol -----------------------------------------------------
+
+    def init(self, rng: jax.Array) -> TrainState:
+        """The initial state: the model's parameters from one half of `rng`, the run's key from the other."""
+        init_rng, run_rng = jax.random.split(rng)
+        params = self.model.init(init_rng, jnp.zeros((1, self.model.context), jnp.int32))["params"]
+        return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=self.tx.init(params), rng=run_rng,
+                          model_state={}, tx=self.tx, model=self.model, head="softmax",
+                          input_shape=(self.model.context,))
+
+    def train_step(self, state: TrainState, batch: dict) -> tuple[TrainState, dict]:
+        """One update on the mean next-character cross-entropy over the real rows' characters (all devices' under pmap)."""
+        # Only a model with dropout needs randomness; the key depends on the step, so a resumed run draws the same.
+        rng = jax.random.fold_in(state.rng, state.step) if self.model.dropout > 0 else None
+        rows = batch["mask"].astype(jnp.float32)
+        tokens = jnp.sum(rows) * batch["y"].shape[1]
+        real = parallel.psum(tokens)
+
+        def objective(params):
+            nats = next_char_loss(self.model, params, batch["x"], batch["y"], rng=rng)
+            total = jnp.sum(nats * rows[:, None])
+            return total / jnp.maximum(real, 1.0), total
+
+        (_, total), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
+        grads = parallel.psum(grads)
+        totals = {"loss_sum": total, "bits_per_char_sum": total / math.log(2), "count": tokens}
+        return state.apply_gradients(grads, state.model_state), totals
+
+    def eval_step(self, state: TrainState, batch: dict) -> dict:
+        """The summed cross-entropy (nats) of the scored targets of the real rows, and how many there are."""
+        nats = next_char_loss(self.model, state.params, batch["x"], batch["y"])
+        scored = batch["scored"] if "scored" in batch else jnp.ones(nats.shape, jnp.float32)  # training windows: all
+        weights = scored.astype(jnp.float32) * batch["mask"].astype(jnp.float32)[:, None]
+        return {"loss_sum": jnp.sum(nats * weights), "count": jnp.sum(weights)}
+
+    def figures(self, totals: dict) -> dict:
+        """Held-out loss (nats per character) and bits per character, beside the unigram and bigram baselines."""
+        out = {k: v for k, v in metrics.means(totals).items() if k == "loss"}
+        out["bits_per_char"] = out["loss"] / math.log(2)
+        out["unigram_bits_per_char"] = self.unigram_bits
+        out["bigram_bits_per_char"] = self.bigram_bits
+        return out
+
+    def report(self, state: TrainState, step: int, writer) -> dict:
+        """Generates `sample_length` characters after the prompt, shows them and appends them to samples.txt."""
+        if not self.sample_length:
+            return {}
+        if self._sampler is None:
+            self._sampler = make_sampler(self.model, len(self._prompt_ids), self.sample_length, self.temperature)
+        text = self.prompt + self.vocab.decode(self._sampler(state.params, self._prompt_ids, self._sample_rng))
+        self.last_sample = (f"sample after step {step} (temperature {self.temperature}; "
+                            f"the prompt is {self.prompt!r}):\n{text}")
+        # The header line goes to the console too, so that the sample printed there says what it is.
+        writer.text(f"=== step {step}, temperature {self.temperature} ===\n{text}", file="samples.txt",
+                    tag="language_model/sample")
+        return {}
+
+    def export(self, state: TrainState):
+        return state.params
+
+    def describe(self) -> str:
+        m = self.model
+        return (f"CharTransformer: {m.num_layers} layers, width {m.embed_dim}, {m.num_heads} heads, "
+                f"context {m.context}, vocabulary {m.vocab_size}")
+
+
 def _check_number(value, name: str, low: float, high: float, *, closed_high: bool) -> float:
     ok = not isinstance(value, bool) and isinstance(value, (int, float)) and low <= value
     ok = ok and (value <= high if closed_high else value < high)
     if not ok:
         raise InputError(f"{name}={value!r}: expected a number in [{low}, {high}{']' if closed_high else ')'}")
     return float(value)
+
+
+SELECT = ("auto", "loss")  # lower is better for the checkpoints' and the ensemble's choice
 
 
 def check(cfg: ml_collections.ConfigDict) -> None:
@@ -355,18 +433,18 @@ def check(cfg: ml_collections.ConfigDict) -> None:
     fraction = cfg.data.test_fraction
     if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction <= 0.5:
         raise InputError(f"data.test_fraction={fraction!r}: expected a number in (0, 0.5]")
-    context = runner.check_positive_int(cfg.model.context, "model.context")
-    width = runner.check_positive_int(cfg.model.embed_dim, "model.embed_dim")
-    heads = runner.check_positive_int(cfg.model.num_heads, "model.num_heads")
+    context = tasks.check_positive_int(cfg.model.context, "model.context")
+    width = tasks.check_positive_int(cfg.model.embed_dim, "model.embed_dim")
+    heads = tasks.check_positive_int(cfg.model.num_heads, "model.num_heads")
     if width % heads:
         raise InputError(f"model.num_heads={heads!r}: does not divide model.embed_dim={width}; "
                          "expected a divisor, as each head takes an equal share of the width")
-    runner.check_positive_int(cfg.model.num_layers, "model.num_layers")
-    runner.check_positive_int(cfg.model.mlp_ratio, "model.mlp_ratio")
+    tasks.check_positive_int(cfg.model.num_layers, "model.num_layers")
+    tasks.check_positive_int(cfg.model.mlp_ratio, "model.mlp_ratio")
     _check_number(cfg.model.dropout, "model.dropout", 0.0, 1.0, closed_high=False)
     for key in ("stride", "eval_stride"):
         stride = cfg.data[key]
-        if stride is not None and (runner.check_positive_int(stride, f"data.{key}") > context):
+        if stride is not None and (tasks.check_positive_int(stride, f"data.{key}") > context):
             raise InputError(f"data.{key}={stride!r}: larger than model.context={context}; expected at most {context}, "
                              "or characters would be skipped")
     if isinstance(cfg.sample.length, bool) or not isinstance(cfg.sample.length, int) or cfg.sample.length < 0:
@@ -376,14 +454,21 @@ def check(cfg: ml_collections.ConfigDict) -> None:
         raise InputError(f"sample.temperature={temperature!r}: expected a number > 0")
     if cfg.sample.prompt is not None and not cfg.sample.prompt:
         raise InputError("sample.prompt='': expected at least one character (None: the held-out text's first line)")
+    for key, value in (("ensemble.select", cfg.ensemble.select), ("checkpoint.best_metric", cfg.checkpoint.best_metric)):
+        if value not in SELECT:
+            raise InputError(f"{key}={value!r}: a language model is judged by its held-out loss; expected one of: "
+                             f"{', '.join(SELECT)}")
 
 
-def build(cfg: ml_collections.ConfigDict, corpus: Corpus | None = None) -> runner.Task:
-    """The language-model task of a config.
+def build(cfg: ml_collections.ConfigDict, corpus: Corpus | None = None) -> tasks.Built:
+    """The language-model task of a config, with its training and held-out windows.
 
     Args:
       cfg: the config (`default_config()` and its overrides).
       corpus: the text to use instead of loading the config's (for tests).
+
+    Raises:
+      InputError: naming the first bad setting, its value and what was expected.
     """
     check(cfg)
     corpus = load_corpus(cfg) if corpus is None else corpus
@@ -397,64 +482,47 @@ def build(cfg: ml_collections.ConfigDict, corpus: Corpus | None = None) -> runne
     vocab = vocabulary(corpus.train)
     train_ids, test_ids = vocab.encode(corpus.train), vocab.encode(corpus.test)
     x_train, y_train = training_windows(train_ids, context, stride)
-    x_test, y_test, mask_test = scoring_windows(test_ids, context, eval_stride)
+    x_test, y_test, scored = scoring_windows(test_ids, context, eval_stride)
+    train = data.Examples(x=x_train, y=y_train)
+    test = data.Examples(x=x_test, y=y_test, scored=scored.astype(np.float32))
     unseen = sorted(set(corpus.test) - set(vocab.chars))
     unigram = unigram_bits(train_ids, test_ids[1:], vocab.size)
     bigram = bigram_bits(train_ids, test_ids[:-1], test_ids[1:], vocab.size)
     model = CharTransformer(vocab_size=vocab.size, context=context, embed_dim=cfg.model.embed_dim,
                             num_heads=cfg.model.num_heads, num_layers=cfg.model.num_layers,
                             mlp_ratio=cfg.model.mlp_ratio, dropout=float(cfg.model.dropout))
-    steps = cfg.train.epochs * (len(x_train) // max(cfg.train.batch_size, 1))
-    tx = optim.build(dict(cfg.optimizer), total_steps=steps)
-    score = make_scorer(model)
+    steps = tasks.steps_per_epoch(cfg, len(train))
+    tx = optim.from_config(cfg, total_steps=steps * cfg.train.epochs)
     prompt = cfg.sample.prompt if cfg.sample.prompt is not None else corpus.test.split("\n", 1)[0][:context] + "\n"
-    prompt_ids = vocab.encode(prompt)
-    sampler = make_sampler(model, len(prompt_ids), cfg.sample.length, float(cfg.sample.temperature))
-    # One fixed key: every evaluation draws with the same numbers, so the samples differ only by what the model learned.
-    sample_rng = jax.random.fold_in(jax.random.PRNGKey(cfg.seed), 1)
+    task = LanguageModelTask(model, tx, vocab, unigram_bits=unigram, bigram_bits=bigram, prompt=prompt,
+                             sample_length=cfg.sample.length, temperature=float(cfg.sample.temperature),
+                             sample_seed=cfg.seed)
+    held_out = len(test_ids) - 1  # every held-out character but the first is scored once
 
-    # Compiled: run op by op, a Transformer's initialisation takes seconds on a CPU.
-    init_variables = jax.jit(lambda key: model.init(key, jnp.zeros((1, context), jnp.int32)))
-
-    def init(rng):
-        return state_lib.create(model, tx, rng=rng, input_shape=(context,),
-                                init=lambda module, key, shape: init_variables(key))
-
-    def evaluate(state):
-        nats = float(score(state.params, x_test, y_test, mask_test)) / (len(test_ids) - 1)
-        return {"loss": nats, "bits_per_char": nats / math.log(2), "unigram_bits_per_char": unigram,
-                "bigram_bits_per_char": bigram}
-
-    def report(state, epoch, workdir):
-        if not cfg.sample.length:
-            return {}
-        text = prompt + vocab.decode(sampler(state.params, prompt_ids, sample_rng))
-        if workdir is not None:
-            with open(os.path.join(workdir, "samples.txt"), "a", encoding="utf-8") as f:
-                f.write(f"=== epoch {epoch}, temperature {cfg.sample.temperature} ===\n{text}\n\n")
-        return {"sample_text": f"sample after epoch {epoch} (temperature {cfg.sample.temperature}; "
-                               f"the prompt is {prompt!r}):\n{text}"}
-
-    def headline(summary):
+    def headline(summary: dict) -> str:
         line = (f"held-out bits per character {summary['eval_bits_per_char']:.3f} (unigram baseline "
                 f"{summary['eval_unigram_bits_per_char']:.3f}, bigram {summary['eval_bigram_bits_per_char']:.3f}) "
-                f"on {len(test_ids) - 1:,} held-out characters; {summary['steps']} steps in "
+                f"on {held_out:,} held-out characters; {summary['steps']} steps in "
                 f"{summary['wall_seconds']:.1f} s")
-        return line + ("\n" + summary["sample_text"] if "sample_text" in summary else "")
+        return line + ("\n" + task.last_sample if task.last_sample else "")
 
-    count = state_lib.param_count(
-        jax.eval_shape(model.init, jax.random.PRNGKey(0), jnp.zeros((1, context), jnp.int32))["params"])
+    count = param_count(jax.eval_shape(model.init, jax.random.PRNGKey(0), jnp.zeros((1, context), jnp.int32))["params"])
+    members = f"an ensemble of {cfg.ensemble.size} " if cfg.ensemble.size > 1 else ""
     description = (
         f"{corpus.source}\n{len(corpus.train):,} training / {len(corpus.test):,} held-out characters; "
         f"{vocab.size - 1} distinct training characters + 1 id for unseen ones "
         f"(held-out characters never seen in training: {int(np.sum(test_ids == 0))}, of {len(unseen)} kinds); "
         f"{len(x_train):,} training windows of {context + 1} characters every {stride}; "
         f"held-out scored in windows every {eval_stride}\n"
-        f"CharTransformer: {cfg.model.num_layers} layers, width {cfg.model.embed_dim}, {cfg.model.num_heads} heads, "
-        f"context {context}, MLP x{cfg.model.mlp_ratio} ({count:,} parameters); {cfg.optimizer.name}, "
-        f"next-character cross-entropy; held-out baselines: unigram {unigram:.3f}, bigram {bigram:.3f} bits/char"
+        f"{members}CharTransformer: {cfg.model.num_layers} layers, width {cfg.model.embed_dim}, "
+        f"{cfg.model.num_heads} heads, context {context}, MLP x{cfg.model.mlp_ratio} ({count:,} parameters"
+        f"{' each' if members else ''}); {cfg.optimizer.name}, next-character cross-entropy, {cfg.train.epochs} "
+        f"epochs of {steps} steps at batch size {cfg.train.batch_size}; held-out baselines: unigram {unigram:.3f}, "
+        f"bigram {bigram:.3f} bits/char"
     )
-    return runner.Task(
-        description=description, train={"x": x_train, "y": y_train}, init=init, train_step=make_train_step(model),
-        evaluate=evaluate, params=lambda state: state.params, headline=headline, report=report,
+    info = data.DatasetInfo(
+        name=cfg.data.name, num_examples=len(train) + len(test), feature_shape=(context,), num_classes=vocab.size,
+        class_names=(UNKNOWN, *vocab.chars), description=corpus.source,
     )
+    return tasks.Built(task=task, splits=data.Splits(train=train, test=test, info=info), description=description,
+                       select="loss", headline=headline)

@@ -262,7 +262,14 @@ class Supervised(Task):
             if len(shape) != 2 or units < 2:
                 raise InputError(f"loss={self.loss.name!r} needs one logit per class, (examples, classes >= 2), but "
                                  f"model {self.model.name} returns shape {shape}")
-            losses.check_labels(self.loss, y, units, argument=f"{argument} labels (model outputs {units} classes)")
+            labels_seen = np.asarray(y)
+            if labels_seen.ndim == 1 and np.issubdtype(labels_seen.dtype, np.number) and np.all(np.isfinite(labels_seen)) \
+                    and labels_seen.max() >= units:
+                top = int(labels_seen.max())
+                raise InputError(
+                    f"model {self.model.name} returns {units} logits per example, but {argument} labels go up to {top} "
+                    f"({top + 1} classes); give the model a final layer of {top + 1} units")
+            losses.check_labels(self.loss, y, units, argument=f"{argument} labels")
             classes = int(np.max(y)) + 1 if np.ndim(y) == 1 else np.shape(y)[-1]
             if np.ndim(y) > 1 and classes != units:
                 raise InputError(f"{argument} labels are one-hot rows of {classes} classes, but model "
@@ -336,15 +343,11 @@ def default_config():
 PRECISIONS = {"float32": None, "bfloat16": jnp.bfloat16}
 
 
-def _check_int(value, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise InputError(f"{name}={value!r}: expected an integer >= {minimum}")
-    return value
-
-
 def step_options(cfg) -> dict:
     """Gradient accumulation, compute precision and the EMA decay of a config, checked."""
-    accumulate = _check_int(cfg.train.grad_accum_steps, "train.grad_accum_steps", 1)
+    from jaxdl.config import check_int
+
+    accumulate = check_int(cfg.train.grad_accum_steps, "train.grad_accum_steps", 1)
     if cfg.train.batch_size % accumulate:
         raise InputError(
             f"train.grad_accum_steps={accumulate} does not divide train.batch_size={cfg.train.batch_size}; "
@@ -365,6 +368,7 @@ def build(cfg):
       InputError: naming the first bad setting, its value and what was expected.
     """
     from jaxdl import data, model_summary, models, optim, tasks
+    from jaxdl.config import check_int
 
     privacy = None
     if cfg.privacy.clip_norm or cfg.privacy.noise_multiplier:
@@ -372,7 +376,7 @@ def build(cfg):
         if cfg.model.name in ("cnn", "resnet") and cfg.model.batch_norm:
             raise InputError("privacy (DP-SGD) with model.batch_norm=true: batch statistics mix examples, "
                              "which per-example gradients cannot; turn one of them off")
-    _check_int(cfg.data.in_memory_max_mb, "data.in_memory_max_mb", 0)
+    check_int(cfg.data.in_memory_max_mb, "data.in_memory_max_mb", 0)
     if not isinstance(cfg.data.one_hot, bool):
         raise InputError(f"data.one_hot={cfg.data.one_hot!r}: expected true or false")
     options = step_options(cfg)
