@@ -16,7 +16,7 @@ import jax
 import numpy as np
 import optax
 
-from jaxdl import config as config_lib, data, losses, modules, optim, run, tasks
+from jaxdl import config as config_lib, data, losses, models, modules, optim, run, tasks
 from jaxdl.callbacks import Callback, Hook, ReduceLROnPlateau
 from jaxdl.errors import InputError
 from jaxdl.loop import Evaluator, History, predict as predict_batches
@@ -235,6 +235,8 @@ def _supervised(model, train_data, validation_data, *, loss, metrics, optimizer,
                 ema_decay, precision, callbacks) -> tasks.Built:
     """The supervised Task of `fit`'s arguments, checked against the data with `jax.eval_shape`."""
     wrapped = modules.wrap(model)
+    if isinstance(model, models.MLP):
+        models.check_mlp(model)
     if wrapped.kind == "nnx" and cfg.ensemble.size > 1 and not _is_factory(wrapped.module):
         raise InputError(
             f"ensemble={cfg.ensemble.size} with an NNX module instance: every member would start from the same weights; "
@@ -249,6 +251,9 @@ def _supervised(model, train_data, validation_data, *, loss, metrics, optimizer,
     else:
         train_set = _dataset(train_data, argument="train_data", split="train")
         val_set = None if validation_data is None else _dataset(validation_data, argument="validation_data", split="test")
+    for argument, dataset in (("train_data", train_set), ("validation_data", val_set)):
+        if dataset is not None:
+            models.check_features(model, dataset.x.shape, argument=f"{argument} features")
     if val_set is not None and val_set.x.shape[1:] != train_set.x.shape[1:]:
         raise InputError(
             f"validation_data features have shape {val_set.x.shape[1:]} per example, "

@@ -10,6 +10,7 @@ import ast
 import difflib
 import importlib.util
 import os
+import sys
 from collections.abc import Iterable
 
 import ml_collections
@@ -202,12 +203,49 @@ def load(spec: str | None = None) -> ml_collections.ConfigDict:
     if not hasattr(module, "get_config"):
         raise InputError(f"--config={spec!r}: {path} defines no get_config() function")
     loaded = module.get_config(arg) if arg is not None else module.get_config()
-    cfg = defaults_for(loaded.get("task", "supervised"))
+    task = loaded.get("task", "supervised")
+    if isinstance(task, str) and task.endswith(".py") and not os.path.isabs(task):
+        # A task file named in a config file is found beside that config file.
+        task = os.path.join(os.path.dirname(os.path.abspath(path)), task)
+        loaded["task"] = task
+    cfg = defaults_for(task)
     _lay_over(cfg, loaded, prefix="")
     return cfg
 
 
 TASKS = ("supervised", "autoencoder", "language_model", "gan")
+
+
+def task_module(task: str):
+    """The module of a task: a built-in one by name, or a researcher's Python file (`task="path/to/task.py"`).
+
+    A task's module defines `default_config()` (built on `base_config`) and
+    `build(cfg) -> jaxdl.tasks.Built`, as the built-in ones in `jaxdl/tasks/` do.
+
+    Raises:
+      InputError: for an unknown name, a missing file, or a file without those two functions.
+    """
+    if task in TASKS:
+        # Looked up by name: each task module builds its defaults on `base_config`.
+        return importlib.import_module(f"jaxdl.tasks.{task}")
+    if not isinstance(task, str) or not task.endswith(".py"):
+        raise InputError(f"task={task!r} is not a known task; expected one of: {', '.join(TASKS)}, "
+                         "or the path of a Python file defining default_config() and build(cfg)")
+    path = os.path.abspath(task)
+    if not os.path.isfile(path):
+        raise InputError(f"task={task!r}: no such file; expected a Python file defining default_config() and build(cfg)")
+    name = "jaxdl_task_" + os.path.splitext(os.path.basename(path))[0]
+    module = sys.modules.get(name)
+    if module is None or getattr(module, "__file__", None) != path:
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # once per process: its classes stay the same objects
+        spec.loader.exec_module(module)
+    missing = [f for f in ("default_config", "build") if not callable(getattr(module, f, None))]
+    if missing:
+        raise InputError(f"task={task!r}: {path} defines no {' or '.join(missing)}(); a task file defines "
+                         "default_config() (on jaxdl.config.base_config) and build(cfg) -> jaxdl.tasks.Built")
+    return module
 
 
 def defaults_for(task: str) -> ml_collections.ConfigDict:
@@ -216,10 +254,10 @@ def defaults_for(task: str) -> ml_collections.ConfigDict:
     Raises:
       InputError: for an unknown task, listing the known ones.
     """
-    if task not in TASKS:
-        raise InputError(f"task={task!r} is not a known task; expected one of: {', '.join(TASKS)}")
-    # Looked up by name: each task module builds its defaults on `base_config`.
-    return importlib.import_module(f"jaxdl.tasks.{task}").default_config()
+    cfg = task_module(task).default_config()
+    if cfg.task != task:
+        cfg.task = task  # a task file's absolute path, so that a resumed run finds it
+    return cfg
 
 
 def from_dict(values: dict) -> ml_collections.ConfigDict:

@@ -80,6 +80,7 @@ def setup(cfg: ml_collections.ConfigDict) -> Setup:
       InputError: naming the first bad setting, its value and what was expected.
     """
     config_lib.check(cfg)
+    callbacks_lib.from_config(cfg.callbacks)  # loads a hook's file now, before anything is written
     built = tasks.build(cfg)
     return _finish_setup(cfg, built)
 
@@ -214,7 +215,7 @@ def execute(
     train_step = task_lib.checked_train_step(task)
     members_step = jax.vmap(train_step) if strategy.members else train_step
     if strategy.kind == "pmap":
-        problem = parallel.check_pmap_step(train_step, jax.eval_shape(task.init, jax.random.PRNGKey(0)), abstract,
+        problem = parallel.check_pmap_step(train_step, task_lib.abstract_state(task), abstract,
                                            strategy.width)
         if problem is not None:
             raise InputError(
@@ -269,7 +270,7 @@ def execute(
 
     shard_index, shard_count = parallel.process_shard()
     slow = cfg.train.steps_per_call == "auto" and parallel.loops_are_slow(
-        train_step, jax.eval_shape(task.init, jax.random.PRNGKey(0)), abstract)
+        train_step, task_lib.abstract_state(task), abstract)
     train_feed = feed.make(
         splits.train, members_step, batch_size=cfg.train.batch_size, seed=cfg.seed, shuffle=cfg.train.shuffle,
         drop_remainder=cfg.train.drop_remainder, pipeline=cfg.data.pipeline,
@@ -304,12 +305,11 @@ def execute(
         window_logging.append(callbacks_lib.Hook(log_window, every_steps=cfg.logging.every_steps, at_eval=False))
 
     def log(record: dict) -> None:
-        scalars = {k: v for k, v in record.items() if np.ndim(v) == 0 and isinstance(v, (int, float, np.number))}
-        if tensorboard is not None:
+        if tensorboard is not None:  # numbers, and an ensemble's per-member lists (member_k tags)
             step = record["step"]
-            tensorboard.scalars(step, {k[len("train_"):]: v for k, v in scalars.items()
+            tensorboard.scalars(step, {k[len("train_"):]: v for k, v in record.items()
                                        if k.startswith("train_") and k != "train_seconds"}, prefix="train")
-            tensorboard.scalars(step, {k[len("eval_"):]: v for k, v in scalars.items() if k.startswith("eval_")},
+            tensorboard.scalars(step, {k[len("eval_"):]: v for k, v in record.items() if k.startswith("eval_")},
                                 prefix=eval_split)
             if run.learning_rate is not None:
                 rate = run.learning_rate(step) if callable(run.learning_rate) else run.learning_rate

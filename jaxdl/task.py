@@ -94,6 +94,11 @@ def step_of(state: State):
         ) from None
 
 
+def abstract_state(task: Task) -> State:
+    """The task's initial state as shapes and dtypes (`jax.eval_shape`: nothing is computed or compiled)."""
+    return jax.eval_shape(lambda: task.init(jax.random.PRNGKey(0)))
+
+
 def _shapes(tree) -> dict[str, tuple]:
     return {
         jax.tree_util.keystr(path): (tuple(np.shape(leaf)), str(getattr(leaf, "dtype", type(leaf).__name__)))
@@ -120,7 +125,7 @@ def check(task: Task, batch: Batch, *, eval_batch: Batch | None = None, argument
     """
     name = type(task).__name__
     try:
-        state = jax.eval_shape(task.init, jax.random.PRNGKey(0))
+        state = abstract_state(task)
     except InputError:
         raise
     except Exception as err:  # noqa: BLE001 -- the user's code; name where it failed

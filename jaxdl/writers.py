@@ -6,6 +6,7 @@ writing adds no device synchronisation to the training loop.
 
 import json
 import math
+import numbers
 import os
 import shutil
 import socket
@@ -225,7 +226,7 @@ class TensorBoardWriter:
             if isinstance(value, list):
                 base = name[: -len("_members")] if name.endswith("_members") else name
                 entries += [(f"{prefix}/{base}/member_{member}", v) for member, v in enumerate(value)]
-            elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            elif isinstance(value, numbers.Real) and not isinstance(value, bool):
                 entries.append((f"{prefix}/{name}", value))
         entries = [(tag, float(v)) for tag, v in entries if v is not None and math.isfinite(v)]
         if entries:

@@ -227,3 +227,79 @@ def test_a_step_that_forgets_psum_under_pmap_is_an_error_not_a_silent_answer(dig
     (x, _), _ = digits
     with pytest.raises(InputError, match=r"parallel=.pmap.: NoPsum.train_step returns a state that differs between devices.*jaxdl.parallel.psum"):
         jaxdl.fit(NoPsum(), {"x": x}, epochs=1, batch_size=32, parallel="pmap", verbose=False)
+
+
+TASK_FILE = '''
+"""A researcher's task in a file of their own: a linear autoencoder of digits, trained by `jaxdl train`."""
+import flax.linen as nn, jax, jax.numpy as jnp, numpy as np
+from sklearn.datasets import load_digits
+import jaxdl
+from jaxdl import config, data, optim, tasks
+
+
+class LinearAutoencoder(jaxdl.Task):
+    def __init__(self, width, tx):
+        self.net, self.tx = nn.Sequential([nn.Dense(width), nn.Dense(64)]), tx
+
+    def init(self, rng):
+        params = self.net.init(rng, jnp.zeros((1, 64)))["params"]
+        return jaxdl.TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=self.tx.init(params),
+                                rng=rng, model_state={}, tx=self.tx)
+
+    def _sums(self, params, batch):
+        error = jnp.mean(jnp.square(self.net.apply({"params": params}, batch["x"]) - batch["x"]), axis=-1)
+        return jnp.sum(error * batch["mask"]), jnp.sum(batch["mask"])
+
+    def train_step(self, state, batch):
+        def loss(params):
+            total, count = self._sums(params, batch)
+            return total / jaxdl.psum(count), (total, count)
+        (_, (total, count)), grads = jax.value_and_grad(loss, has_aux=True)(state.params)
+        return state.apply_gradients(jaxdl.psum(grads), {}), {"loss_sum": total, "count": count}
+
+    def eval_step(self, state, batch):
+        total, count = self._sums(state.params, batch)
+        return {"loss_sum": total, "count": count}
+
+
+def default_config():
+    cfg = config.base_config("unused")
+    cfg.model.width = 8
+    cfg.data.name = "digits"
+    cfg.train.epochs, cfg.train.batch_size = 3, 32
+    cfg.optimizer.learning_rate = 0.01
+    return cfg
+
+
+def build(cfg):
+    x = (load_digits().data / 16).astype(np.float32)
+    train, test = data.Examples(x=x[:1400]), data.Examples(x=x[1400:])
+    steps = tasks.steps_per_epoch(cfg, len(train))
+    task = LinearAutoencoder(cfg.model.width, optim.from_config(cfg, total_steps=steps * cfg.train.epochs))
+    info = data.DatasetInfo(name="digits", num_examples=len(train), feature_shape=(64,), num_classes=None,
+                            class_names=(), description="")
+    return tasks.Built(task=task, splits=data.Splits(train=train, test=test, info=info),
+                       description=f"a linear autoencoder of width {cfg.model.width}",
+                       headline=lambda summary: f"test reconstruction error {summary['eval_loss']:.4f}")
+'''
+
+
+def test_a_task_in_a_file_of_ones_own_trains_from_the_command_line_and_resumes(tmp_path, capsys):
+    from jaxdl import cli
+
+    (tmp_path / "linear_autoencoder.py").write_text(TASK_FILE)
+    (tmp_path / "experiment.py").write_text(
+        "import ml_collections\n\ndef get_config():\n"
+        "    return ml_collections.ConfigDict({'task': 'linear_autoencoder.py', 'model': {'width': 4}})\n")
+    workdir = str(tmp_path / "run")
+    argv = ["train", "--quiet", "--workdir", workdir, "--config", str(tmp_path / "experiment.py")]
+    assert cli.main(argv + ["--config.ensemble.size=2", "--config.parallel=single"]) == 0
+    out = capsys.readouterr().out
+    assert "ensemble of 2: test loss mean" in out
+    assert cli.main(argv + ["--config.ensemble.size=2", "--config.parallel=single"]) == 0  # finished: rerun resumes
+    assert cli.main(["eval", "--workdir", workdir]) == 0
+    assert "loss" in capsys.readouterr().out
+    with pytest.raises(InputError, match="no such file"):
+        from jaxdl import config
+
+        config.task_module(str(tmp_path / "missing.py"))

@@ -42,6 +42,7 @@ RUNS = {
     "autoencoder": ("digits_autoencoder.py", {"train.epochs": 3, "train.batch_size": 32, "train.eval_every_epochs": 1,
                                               "plot_images": 0}),
     "language_model": ("pydoc_char_lm.py", {"train.epochs": 2, "train.batch_size": 16, "train.eval_every_epochs": 1,
+                                            "optimizer.warmup_steps": 10,
                                             "model.embed_dim": 16, "model.num_heads": 2, "model.num_layers": 1,
                                             "model.context": 16, "sample.length": 0}),
     "gan": ("digits_gan.py", {"train.epochs": 3, "train.batch_size": 32, "train.eval_every_epochs": 1}),
@@ -85,9 +86,10 @@ def _leaves(task, state):
 @pytest.mark.parametrize("name", list(RUNS))
 def test_every_strategy_trains_every_task_to_the_same_parameters(name, text_file):
     """On 8 simulated devices: single, pmap, mesh and mesh with fsdp=2 agree to float32 rounding (rtol 1e-4)."""
-    reference, task = _train(_config(name, text_file, parallel="single"))
+    one_epoch = {"train.epochs": 1}
+    reference, task = _train(_config(name, text_file, parallel="single", **one_epoch))
     for kind, fsdp in (("pmap", 1), ("mesh", 1), ("mesh", 2)):
-        state, _ = _train(_config(name, text_file, parallel=kind, **{"mesh.fsdp": fsdp}))
+        state, _ = _train(_config(name, text_file, parallel=kind, **{"mesh.fsdp": fsdp}, **one_epoch))
         for a, b in zip(_leaves(task, reference), _leaves(task, state)):
             np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5, err_msg=f"{name} under {kind}, fsdp={fsdp}")
 
@@ -95,9 +97,10 @@ def test_every_strategy_trains_every_task_to_the_same_parameters(name, text_file
 @pytest.mark.parametrize("name", list(RUNS))
 def test_an_ensemble_of_4_equals_four_separate_runs(name, text_file):
     """Member k is the run of seed k (vmapped matmuls round differently: atol 1e-4 after ~100 adam steps)."""
-    members, task = _train(_config(name, text_file, **{"ensemble.size": 4}, parallel="single"))
+    one_epoch = {"train.epochs": 1}
+    members, task = _train(_config(name, text_file, **{"ensemble.size": 4}, parallel="single", **one_epoch))
     for k in range(4):
-        alone, _ = _train(_config(name, text_file, seed=k, parallel="single"))
+        alone, _ = _train(_config(name, text_file, seed=k, parallel="single", **one_epoch))
         for a, b in zip(_leaves(task, alone), _leaves(task, ensemble.member(members, k))):
             np.testing.assert_allclose(b, a, rtol=1e-3, atol=1e-4, err_msg=f"{name}, member {k}")
 

@@ -44,10 +44,10 @@ def _compile(strategy: Strategy, fn: Callable, *, data_axes: tuple, static_argnu
         return jax.jit(fn, donate_argnums=(0, 1), static_argnums=static_argnums)
     fn = _traced_under_axis(fn)
     if any(axis is not None for axis in data_axes):
-        return jax.pmap(
+        return _one_at_a_time(jax.pmap(
             fn, axis_name=AXIS, in_axes=(None, None, *data_axes), out_axes=(None, None),
             static_broadcasted_argnums=static_argnums, donate_argnums=(0, 1),
-        )
+        ))
     # pmap needs one mapped argument to count the devices by: each device's index.
     mapped = jax.pmap(
         lambda state, totals, _index, *data: fn(state, totals, *data), axis_name=AXIS,
@@ -55,7 +55,25 @@ def _compile(strategy: Strategy, fn: Callable, *, data_axes: tuple, static_argnu
         static_broadcasted_argnums=tuple(i + 1 for i in static_argnums), donate_argnums=(0, 1),
     )
     indices = np.arange(jax.local_device_count())
-    return lambda state, totals, *data: mapped(state, totals, indices, *data)
+    return _one_at_a_time(lambda state, totals, *data: mapped(state, totals, indices, *data))
+
+
+def _one_at_a_time(call: Callable) -> Callable:
+    """On the CPU backend, waits for each pmap call before the next is dispatched.
+
+    With several executions of a pmap program in flight on simulated CPU
+    devices, XLA's CPU collectives have deadlocked ("Expected 8 threads to
+    join the rendezvous, but only 7 of them arrived"), aborting the process
+    under load. One call at a time costs the overlap of host and device work,
+    which a CPU does not have anyway. Other backends are left asynchronous.
+    """
+    if jax.default_backend() != "cpu":
+        return call
+
+    def waited(*args):
+        return jax.block_until_ready(call(*args))
+
+    return waited
 
 
 def _traced_under_axis(fn: Callable) -> Callable:

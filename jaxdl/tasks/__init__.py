@@ -8,7 +8,6 @@ same way.
 """
 
 import dataclasses
-import importlib
 from collections.abc import Callable
 
 import ml_collections
@@ -43,14 +42,12 @@ class Built:
 
 
 def module(name: str):
-    """The module of task `name`.
+    """The module of task `name`: built in, or a researcher's task file (see `config.task_module`).
 
     Raises:
       InputError: for an unknown task, listing the known ones.
     """
-    if name not in NAMES:
-        raise InputError(f"task={name!r} is not a known task; expected one of: {', '.join(NAMES)}")
-    return importlib.import_module(f"jaxdl.tasks.{name}")
+    return config_lib.task_module(name)
 
 
 def build(cfg: ml_collections.ConfigDict) -> Built:

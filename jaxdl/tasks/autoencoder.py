@@ -240,7 +240,7 @@ def build(cfg: ml_collections.ConfigDict, pixels=None):
         train=data.Examples(x=x_train), test=data.Examples(x=x_test),
         info=pixels_lib.dataset_info(cfg, len(x_train), len(x_test), x_train.shape[1], image_shape, cfg.data.name),
     )
-    count = state_lib.param_count(jax.eval_shape(model.init, jax.random.PRNGKey(0), x_train[:1])["params"])
+    count = state_lib.param_count(jax.eval_shape(lambda x: model.init(jax.random.PRNGKey(0), x), x_train[:1])["params"])
     members = f"an ensemble of {cfg.ensemble.size} " if cfg.ensemble.size > 1 else ""
     description = (
         f"{cfg.data.name}: {len(x_train)} train / {len(x_test)} test images of {'x'.join(map(str, image_shape))} "

@@ -483,8 +483,8 @@ def build(cfg: ml_collections.ConfigDict, pixels=None):
         info=pixels_lib.dataset_info(cfg, len(x_train), len(x_test), num_pixels, image_shape, cfg.data.name),
     )
 
-    g_count = state_lib.param_count(jax.eval_shape(generator.init, jax.random.PRNGKey(0), jnp.zeros((1, latent_dim)))["params"])
-    d_count = state_lib.param_count(jax.eval_shape(discriminator.init, jax.random.PRNGKey(0), x_train[:1])["params"])
+    g_count = state_lib.param_count(jax.eval_shape(lambda: generator.init(jax.random.PRNGKey(0), jnp.zeros((1, latent_dim))))["params"])
+    d_count = state_lib.param_count(jax.eval_shape(lambda x: discriminator.init(jax.random.PRNGKey(0), x), x_train[:1])["params"])
     g_widths = "-".join(map(str, (latent_dim, *cfg.model.generator_hidden, num_pixels)))
     d_widths = "-".join(map(str, (num_pixels, *cfg.model.discriminator_hidden, 1)))
     members = f"an ensemble of {cfg.ensemble.size} GANs: " if cfg.ensemble.size > 1 else ""

@@ -506,7 +506,7 @@ def build(cfg: ml_collections.ConfigDict, corpus: Corpus | None = None) -> tasks
                 f"{summary['wall_seconds']:.1f} s")
         return line + ("\n" + task.last_sample if task.last_sample else "")
 
-    count = param_count(jax.eval_shape(model.init, jax.random.PRNGKey(0), jnp.zeros((1, context), jnp.int32))["params"])
+    count = param_count(jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), jnp.zeros((1, context), jnp.int32)))["params"])
     members = f"an ensemble of {cfg.ensemble.size} " if cfg.ensemble.size > 1 else ""
     description = (
         f"{corpus.source}\n{len(corpus.train):,} training / {len(corpus.test):,} held-out characters; "

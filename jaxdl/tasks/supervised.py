@@ -238,7 +238,7 @@ class Supervised(Task):
         x = jax.ShapeDtypeStruct((batch, *x_shape[1:]), self.input_dtype)
         labels = jax.ShapeDtypeStruct((batch, *np.shape(y)[1:]), np.asarray(y).dtype)
         try:
-            variables = jax.eval_shape(self.model.init, jax.random.PRNGKey(0), x)
+            variables = jax.eval_shape(lambda x: self.model.init(jax.random.PRNGKey(0), x), x)
             logits, _ = jax.eval_shape(lambda v, x: self.model.apply(v, x, train=False), variables, x)
         except InputError:
             raise
@@ -407,7 +407,7 @@ def build(cfg):
     features = f"{shape[0]} features" if len(shape) == 1 else f"{'x'.join(map(str, shape))} images"
     widths = "-".join(map(str, (*shape, *getattr(module, "conv_features", ()), *module.hidden, module.num_outputs)))
     params = sum(int(np.prod(leaf.shape)) for leaf in jax.tree.leaves(
-        jax.eval_shape(module.init, jax.random.PRNGKey(0), jnp.zeros((1, *shape), jnp.float32))["params"]))
+        jax.eval_shape(lambda: module.init(jax.random.PRNGKey(0), jnp.zeros((1, *shape), jnp.float32)))["params"]))
     members = f"an ensemble of {cfg.ensemble.size} " if cfg.ensemble.size > 1 else ""
     description = (
         f"{summary}\n{info.name}: {len(splits.train)} train / {len(splits.test)} test examples, {features}; "
