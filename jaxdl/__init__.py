@@ -1,6 +1,6 @@
 """jaxdl: train neural networks the JAX way, from Python or the `jaxdl` command."""
 
-__version__ = "0.1.0"
+from jaxdl.version import __version__
 
 from jaxdl import callbacks, ensemble
 from jaxdl.callbacks import Callback, EarlyStopping, Hook, ReduceLROnPlateau

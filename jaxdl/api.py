@@ -192,7 +192,11 @@ def fit(
     cfg = config_lib.base_config("supervised")
     cfg.seed, cfg.parallel, cfg.mesh.fsdp = seed, parallel, fsdp
     cfg.train.epochs, cfg.train.batch_size, cfg.train.shuffle = epochs, batch_size, shuffle
-    cfg.train.drop_remainder, cfg.train.steps_per_call, cfg.train.stop_on_nan = drop_remainder, steps_per_call, stop_on_nan
+    if isinstance(steps_per_call, bool) or not (steps_per_call in ("auto", "epoch") or (
+            isinstance(steps_per_call, int) and steps_per_call >= 1)):
+        raise InputError(f"steps_per_call={steps_per_call!r}: expected a positive integer, 'epoch' or 'auto'")
+    cfg.train.drop_remainder, cfg.train.stop_on_nan = drop_remainder, stop_on_nan
+    cfg.train.steps_per_call = str(steps_per_call)  # the config's key holds text, as on the command line
     cfg.data.pipeline, cfg.ensemble.size = pipeline, ensemble
     cfg.ensemble.learning_rate, cfg.ensemble.weight_decay = tuple(ensemble_learning_rates), tuple(ensemble_weight_decays)
     cfg.checkpoint.enabled = False
@@ -220,6 +224,7 @@ def fit(
         built = _supervised(model, train_data, validation_data, loss=loss, metrics=metrics, optimizer=optimizer,
                             cfg=cfg, privacy=privacy, grad_accum_steps=grad_accum_steps, ema_decay=ema_decay,
                             precision=precision, callbacks=callbacks)
+    config_lib.check(cfg)
     setup = run._finish_setup(cfg, built, batch_argument="batch_size")
     state, history, _ = run.execute(cfg, setup, None, quiet=not verbose, callbacks=callbacks)
     return state, history

@@ -363,7 +363,7 @@ def manifest(cfg_seed: int, *, experiment: str | None = None, command: list[str]
     import jaxlib
     import optax
 
-    from jaxdl import __version__
+    from jaxdl.version import __version__
 
     def version(package: str) -> str | None:
         try:

@@ -16,7 +16,8 @@ import jax
 import ml_collections
 import numpy as np
 
-from jaxdl import __version__, checkpoint, data, ensemble, feed, optim, parallel, state as state_lib, tasks
+from jaxdl import checkpoint, data, ensemble, feed, optim, parallel, state as state_lib, tasks
+from jaxdl.version import __version__
 from jaxdl import callbacks as callbacks_lib, config as config_lib, task as task_lib, workdir as workdir_lib
 from jaxdl.errors import InputError
 from jaxdl.loop import Evaluator, History, train, zero_totals

@@ -71,6 +71,15 @@ def test_a_researchers_module_learns_digits(digits, model):
     np.testing.assert_allclose(probabilities.sum(axis=-1), 1.0, rtol=1e-5)  # the loss's head: softmax
 
 
+def test_fit_fuses_steps_as_asked(digits):
+    fused, _ = _fit(PlainMLP(), digits, epochs=2)
+    stepwise, _ = _fit(PlainMLP(), digits, epochs=2, steps_per_call=1, pipeline="host")
+    for a, b in zip(jax.tree.leaves(fused.params), jax.tree.leaves(stepwise.params)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
+    with pytest.raises(InputError, match="steps_per_call=0: expected a positive integer"):
+        _fit(PlainMLP(), digits, steps_per_call=0)
+
+
 def test_an_nnx_instance_starts_from_its_own_weights(digits):
     module = NNXMLP(nnx.Rngs(3))
     state, history = _fit(module, digits, epochs=1)
