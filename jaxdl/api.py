@@ -41,11 +41,6 @@ def _dataset(value, *, argument: str, split: str) -> data.ArrayDataset:
     )
 
 
-def _info(name: str, dataset, num_classes=None) -> data.DatasetInfo:
-    return data.DatasetInfo(name=name, num_examples=len(dataset), feature_shape=tuple(np.shape(dataset.x)[1:]) if hasattr(
-        dataset, "x") else (), num_classes=num_classes, class_names=(), description="")
-
-
 def _examples(value, *, argument: str):
     """A user task's split: `data.Examples`, a dict of arrays, or an (x, y) pair."""
     if value is None or isinstance(value, data.Examples):
@@ -242,7 +237,7 @@ def _supervised(model, train_data, validation_data, *, loss, metrics, optimizer,
     wrapped = modules.wrap(model)
     if isinstance(model, models.MLP):
         models.check_mlp(model)
-    if wrapped.kind == "nnx" and cfg.ensemble.size > 1 and not _is_factory(wrapped.module):
+    if wrapped.kind == "nnx" and cfg.ensemble.size > 1 and not wrapped.factory:
         raise InputError(
             f"ensemble={cfg.ensemble.size} with an NNX module instance: every member would start from the same weights; "
             "pass a factory instead, e.g. fit(lambda rngs: MyModel(..., rngs=rngs), ...), so that member k "
@@ -279,15 +274,10 @@ def _supervised(model, train_data, validation_data, *, loss, metrics, optimizer,
     if val_set is not None:
         task.check(val_set.x.shape, val_set.y, argument="validation_data")
     kind = loss_obj.kind
-    info = _info("train_data", train_set, num_classes=None)
+    info = data.DatasetInfo(name="train_data", num_examples=len(train_set), feature_shape=tuple(train_set.x.shape[1:]),
+                            num_classes=None, class_names=(), description="")
     return tasks.Built(task=task, splits=data.Splits(train=train_set, test=val_set, info=info),
                        description=task.describe(), select="accuracy" if kind in ("binary", "multiclass") else "loss")
-
-
-def _is_factory(obj) -> bool:
-    from flax import nnx
-
-    return not isinstance(obj, nnx.Module)
 
 
 def _check_inputs(state: TrainState, x: np.ndarray, *, argument: str) -> None:

@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxdl import ensemble, parallel
-from jaxdl.data import ArrayDataset, order
+from jaxdl.data import order
 from jaxdl.data.pipeline import HostPipeline, Source
 from jaxdl.errors import InputError
 

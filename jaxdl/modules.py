@@ -57,26 +57,14 @@ class Model:
     init: Callable[[jax.Array, jax.Array], dict]
     apply: Callable[..., tuple[jax.Array, dict]]
     head: str | None = None  # the output activation a jaxdl model declares (for its default loss)
+    factory: bool = False  # an NNX factory rngs -> module: each seed initialises its own weights
 
     @property
     def name(self) -> str:
-        return type(self.module).__name__ if self.kind == "linen" or not callable(self.module) else getattr(
-            self.module, "__name__", type(self.module).__name__)
-
-
-def is_module(obj) -> bool:
-    """Whether `obj` is something `wrap` takes."""
-    if isinstance(obj, nn.Module):
-        return True
-    try:
-        nnx = _nnx()
-    except ImportError:  # pragma: no cover
-        return False
-    return isinstance(obj, nnx.Module) or (callable(obj) and not isinstance(obj, type) and _is_factory(obj))
-
-
-def _is_factory(fn) -> bool:
-    return _accepts(fn, "rngs") or getattr(fn, "__name__", "") == "<lambda>"
+        """The module's class name (a factory's function name)."""
+        if self.factory:
+            return getattr(self.module, "__name__", "factory")
+        return type(self.module).__name__
 
 
 def wrap(module, *, argument: str = "model") -> Model:
@@ -155,7 +143,8 @@ def _nnx_model(instance, *, factory) -> Model:
         new_state = nnx.to_pure_dict(rest) if (train and mutable_state) else variables["state"]
         return outputs, {"state": new_state}
 
-    return Model(module=instance if instance is not None else factory, kind="nnx", init=init, apply=apply)
+    return Model(module=instance if instance is not None else factory, kind="nnx", init=init, apply=apply,
+                 factory=instance is None)
 
 
 def _state_of(template, kind):

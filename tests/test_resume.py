@@ -38,14 +38,14 @@ def _text_file(tmp_path_factory) -> str:
 
 # Each task's run: its config file (None: the default, supervised) and overrides that keep it small.
 RUNS = {
-    "supervised": (None, {"train.epochs": 4, "train.batch_size": 16}),
-    "autoencoder": ("digits_autoencoder.py", {"train.epochs": 3, "train.batch_size": 32, "train.eval_every_epochs": 1,
+    "supervised": (None, {"train.epochs": 2, "train.batch_size": 16}),
+    "autoencoder": ("digits_autoencoder.py", {"train.epochs": 2, "train.batch_size": 32, "train.eval_every_epochs": 1,
                                               "plot_images": 0}),
     "language_model": ("pydoc_char_lm.py", {"train.epochs": 2, "train.batch_size": 16, "train.eval_every_epochs": 1,
                                             "optimizer.warmup_steps": 10,
                                             "model.embed_dim": 16, "model.num_heads": 2, "model.num_layers": 1,
                                             "model.context": 16, "sample.length": 0}),
-    "gan": ("digits_gan.py", {"train.epochs": 3, "train.batch_size": 32, "train.eval_every_epochs": 1}),
+    "gan": ("digits_gan.py", {"train.epochs": 2, "train.batch_size": 32, "train.eval_every_epochs": 1}),
 }
 
 
@@ -135,6 +135,7 @@ def _summary(workdir) -> dict:
 
 @pytest.mark.parametrize("name", list(RUNS))
 def test_sigkill_during_training_and_rerun_gives_the_uninterrupted_parameters(name, tmp_path, text_file):
+    """Killed at epoch 2's evaluation, before its checkpoint: the rerun resumes from epoch 1's and trains epoch 2 again."""
     hook = _hook(tmp_path)
     assert cli.main(_argv(name, tmp_path / "whole", hook, text_file)) == 0
     whole = _summary(tmp_path / "whole")
