@@ -1,7 +1,7 @@
 """The digit recogniser as a convolutional network: 3x3 convolutions and 2x2 pooling over the 8x8 images.
 
 scikit-learn's `digits` stores each image as 64 numbers; the CNN reshapes
-them to 8x8x1 (`model.image_shape`), runs two convolution + relu + max-pool
+them to 8x8x1 (`model.cnn.image_shape`), runs two convolution + relu + max-pool
 blocks (32 and 64 channels), a dense layer of 128 with dropout, and a
 softmax over the ten digits.
 
@@ -20,11 +20,11 @@ def get_config(arg: str | None = None):
     cfg = default_config()
     cfg.data.name = "digits"
     cfg.model.name = "cnn"
-    cfg.model.image_shape = (8, 8, 1)
-    cfg.model.conv_features = (32, 64)
-    cfg.model.kernel_size = 3
-    cfg.model.hidden = (128,)
-    cfg.model.dropout = 0.3
+    cfg.model.cnn.image_shape = (8, 8, 1)
+    cfg.model.cnn.conv_features = (32, 64)
+    cfg.model.cnn.kernel_size = 3
+    cfg.model.cnn.hidden = (128,)
+    cfg.model.cnn.dropout = 0.3
     cfg.train.loss = "categorical_crossentropy"
     cfg.train.epochs = 30
     cfg.train.batch_size = 32

@@ -17,8 +17,8 @@ from jaxdl.config import default_config
 def get_config(arg: str | None = None):
     cfg = default_config()
     cfg.data.name = "digits"
-    cfg.model.hidden = (128, 64, 32)
-    cfg.model.activation = "relu"
+    cfg.model.mlp.hidden = (128, 64, 32)
+    cfg.model.mlp.activation = "relu"
     cfg.model.output = "softmax"
     cfg.train.loss = "categorical_crossentropy"
     cfg.train.epochs = 60

@@ -17,8 +17,8 @@ from jaxdl.config import default_config
 def get_config():
     cfg = default_config()
     cfg.data.name = "breast_cancer"
-    cfg.model.hidden = (12, 8)
-    cfg.model.activation = "relu"
+    cfg.model.mlp.hidden = (12, 8)
+    cfg.model.mlp.activation = "relu"
     cfg.model.output = "sigmoid"
     cfg.train.loss = "binary_crossentropy"
     cfg.train.epochs = 150

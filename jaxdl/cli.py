@@ -34,7 +34,7 @@ def _parser() -> argparse.ArgumentParser:
             "Train and evaluate a model. With no arguments: the tutorial's 12-8-1 network on "
             "breast_cancer (adam, binary cross-entropy, 150 epochs, batch size 10). Override any "
             "config key with --config.KEY=VALUE, e.g. --config.train.epochs=20 "
-            "--config.model.hidden=64,32 --config.optimizer.name=sgd."
+            "--config.model.mlp.hidden=64,32 --config.optimizer.name=sgd."
         ),
         allow_abbrev=False,
     )

@@ -248,7 +248,7 @@ def check_mlp(model: MLP, *, prefix: str = "model") -> None:
         activations.get(name, argument=f"{prefix}.activation")
     if model.output_activation not in OUTPUT_ACTIVATIONS:
         raise InputError(
-            f"{prefix}.output={model.output_activation!r}: expected one of {', '.join(OUTPUT_ACTIVATIONS)}"
+            f"model.output={model.output_activation!r}: expected one of {', '.join(OUTPUT_ACTIVATIONS)}"
         )
     if not isinstance(model.num_outputs, int) or model.num_outputs < 1:
         raise InputError(f"{prefix}.num_outputs={model.num_outputs!r}: expected a positive integer")
@@ -271,7 +271,7 @@ def check_resnet(model: ResNet, *, prefix: str = "model") -> None:
     features = tuple(model.stage_features)
     if not features or not all(_positive_int(f) for f in features):
         raise InputError(
-            f"{prefix}.conv_features={features!r}: expected the channels of each ResNet stage as positive "
+            f"{prefix}.stage_features={features!r}: expected the channels of each ResNet stage as positive "
             "integers, e.g. (16, 32, 64)"
         )
     if not _positive_int(model.blocks_per_stage):
@@ -281,7 +281,7 @@ def check_resnet(model: ResNet, *, prefix: str = "model") -> None:
     activations.get(model.activation, argument=f"{prefix}.activation")
     if model.output_activation not in OUTPUT_ACTIVATIONS:
         raise InputError(
-            f"{prefix}.output={model.output_activation!r}: expected one of {', '.join(OUTPUT_ACTIVATIONS)}"
+            f"model.output={model.output_activation!r}: expected one of {', '.join(OUTPUT_ACTIVATIONS)}"
         )
     if not _positive_int(model.num_outputs):
         raise InputError(f"{prefix}.num_outputs={model.num_outputs!r}: expected a positive integer")
@@ -294,64 +294,63 @@ def check_resnet(model: ResNet, *, prefix: str = "model") -> None:
 
 
 def build(model_config, *, num_outputs: int, output_activation: str) -> nn.Module:
-    """Builds the model that `model_config` (the `model` section of a config) names.
+    """Builds the model that `model_config` (the `model` section of a config) names, from its own section.
 
     Args:
-      model_config: `name`, `hidden`, `activation`, `dropout` and `input_dim`; for the
-        CNN and ResNet also `conv_features`, `batch_norm` and `image_shape`
-        (the CNN: `kernel_size`; the ResNet: `blocks_per_stage`).
+      model_config: `name` ("mlp", "cnn", "resnet") and that model's section:
+        `mlp` (hidden, activation, dropout, input_dim), `cnn` (conv_features,
+        kernel_size, hidden, activation, dropout, batch_norm, image_shape) or
+        `resnet` (stage_features, blocks_per_stage, activation, batch_norm,
+        image_shape).
       num_outputs: units of the output layer, from the data and the loss.
       output_activation: the output layer's activation, from the loss.
 
     Raises:
-      InputError: for an unknown model name or a bad setting.
+      InputError: for an unknown model name or a bad setting, naming its key.
     """
     if model_config.name not in MODELS:
         raise InputError(
             f"model.name={model_config.name!r} is not a known model; expected one of: {', '.join(MODELS)}"
         )
-    activation = model_config.activation
-    if model_config.name == "cnn":
+    name = model_config.name
+    section, prefix = model_config[name], f"model.{name}"
+    activation = section.activation
+    if name == "cnn":
         if not isinstance(activation, str):
-            raise InputError(f"model.activation={activation!r}: the CNN takes one activation name")
-        activations.get(activation, argument="model.activation")
+            raise InputError(f"{prefix}.activation={activation!r}: the CNN takes one activation name")
+        activations.get(activation, argument=f"{prefix}.activation")
         return CNN(
-            conv_features=tuple(model_config.conv_features),
-            kernel_size=model_config.kernel_size,
-            hidden=tuple(model_config.hidden),
+            conv_features=tuple(section.conv_features),
+            kernel_size=section.kernel_size,
+            hidden=tuple(section.hidden),
             activation=activation,
             num_outputs=num_outputs,
             output_activation=output_activation,
-            dropout_rate=float(model_config.dropout),
-            image_shape=tuple(model_config.image_shape),
-            batch_norm=bool(model_config.batch_norm),
+            dropout_rate=float(section.dropout),
+            image_shape=tuple(section.image_shape),
+            batch_norm=bool(section.batch_norm),
         )
-    if model_config.name == "resnet":
-        # The ResNet reads the CNN's keys where they mean the same; model.hidden and
-        # model.dropout do not apply (global pooling feeds the output layer directly).
-        if model_config.dropout:
-            # Refused rather than ignored: a run must not silently differ from what its config says.
-            raise InputError(f"model.dropout={model_config.dropout!r}: the ResNet has no dropout layers; expected 0")
+    if name == "resnet":
         model = ResNet(
-            stage_features=tuple(model_config.conv_features),
-            blocks_per_stage=model_config.blocks_per_stage,
+            stage_features=tuple(section.stage_features),
+            blocks_per_stage=section.blocks_per_stage,
             activation=activation,
             num_outputs=num_outputs,
             output_activation=output_activation,
-            image_shape=tuple(model_config.image_shape),
-            batch_norm=bool(model_config.batch_norm),
+            image_shape=tuple(section.image_shape),
+            batch_norm=bool(section.batch_norm),
         )
-        check_resnet(model)
+        check_resnet(model, prefix=prefix)
         return model
     model = MLP(
-        hidden=tuple(model_config.hidden),
+        hidden=tuple(section.hidden),
         activation=activation if isinstance(activation, str) else tuple(activation),
         num_outputs=num_outputs,
         output_activation=output_activation,
-        dropout_rate=float(model_config.dropout),
-        input_dim=model_config.input_dim,
+        dropout_rate=float(section.dropout),
+        input_dim=section.input_dim,
     )
-    check_mlp(model)
+    check_mlp(model, prefix=prefix)
     return model
 
 

@@ -15,7 +15,7 @@ from jaxdl.errors import InputError
 
 # A network big enough that a checkpoint takes a while to write (3 MB), trained briefly.
 FAULT_RUN = [
-    "--config.model.hidden=512,512", "--config.train.epochs=12", "--config.checkpoint.every_steps=50",
+    "--config.model.mlp.hidden=512,512", "--config.train.epochs=12", "--config.checkpoint.every_steps=50",
     "--config.checkpoint.keep=3", "--config.checkpoint.every_seconds=0",
 ]
 
@@ -162,7 +162,7 @@ def test_restoring_into_another_structure_names_the_key_and_both_shapes(tmp_path
     workdir = str(tmp_path / "run")
     run.train_and_evaluate(_quick_config(), workdir, quiet=True)
     wider = _quick_config()
-    wider.model.hidden = (16, 8)
+    wider.model.mlp.hidden = (16, 8)
     with pytest.raises(InputError) as err:
         run.train_and_evaluate(wider, workdir, quiet=True, force=True)
     message = str(err.value)

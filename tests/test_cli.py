@@ -170,12 +170,13 @@ def test_python_dash_m_runs_the_same_command(tmp_path):
         (["--config.train.batch_size=1000"], r"train.batch_size=1000 is larger than the dataset (456 examples)"),
         (["--config.optimizer.name=adagrad"], "optimizer.name='adagrad' is not a known optimizer; expected one of: adam, adamw, rmsprop, sgd"),
         (["--config.train.loss=hinge"], "train.loss='hinge' is not a known loss; expected one of:"),
-        (["--config.model.activation=relu6"], "model.activation='relu6' is not a known activation; expected one of:"),
-        (["--config.model.input_dim=8"], "breast_cancer features have shape (456, 30), i.e. (30,) per example, but the model expects input_dim=8"),
+        (["--config.model.mlp.activation=relu6"], "model.mlp.activation='relu6' is not a known activation; expected one of:"),
+        (["--config.model.mlp.input_dim=8"], "breast_cancer features have shape (456, 30), i.e. (30,) per example, but the model expects input_dim=8"),
         (["--config.train.epochs=0"], "train.epochs=0: expected an integer >= 1"),
         (["--config.model.output=softmax"], "needs an output layer of 1 sigmoid unit"),
         (["--config", os.path.join(EXPERIMENTS, "cifar10_resnet.py"), "--config.privacy.clip_norm=1.0"],
-         "privacy (DP-SGD) with model.batch_norm=true: batch statistics mix examples"),
+         "privacy (DP-SGD) with model.resnet.batch_norm=true: batch statistics mix examples"),
+        (["--config.model.cnn.kernel_size=5"], "model.cnn.kernel_size=5 is set, but model.name='mlp'; a cnn setting would be ignored"),
     ],
 )
 def test_bad_input_exits_2_with_a_message_and_writes_nothing(tmp_path, capsys, compiles, args, message):
@@ -205,8 +206,8 @@ def test_flag_errors_and_help(capsys):
     assert exit_info.value.code == 2 and "unrecognized argument: --bogus" in capsys.readouterr().err
     assert cli.main([]) == 2
     assert cli.main(["--version"]) == 0 and "jaxdl 0.1.0" in capsys.readouterr().out
-    assert cli.main(["train", "--show-config", "--config.model.hidden=64,32"]) == 0
-    assert json.loads(capsys.readouterr().out)["model"]["hidden"] == [64, 32]
+    assert cli.main(["train", "--show-config", "--config.model.mlp.hidden=64,32"]) == 0
+    assert json.loads(capsys.readouterr().out)["model"]["mlp"]["hidden"] == [64, 32]
 
 
 def test_digits_cnn_reaches_its_target(tmp_path, capsys):

@@ -15,7 +15,7 @@ RUN_RGB = ((31, 119, 180), (255, 127, 14), (44, 160, 44))  # matplotlib's C0, C1
 BASE_CONFIG = {
     "seed": 0,
     "data": {"name": "breast_cancer", "validation_fraction": 0.0},
-    "model": {"hidden": [12, 8], "activation": "relu"},
+    "model": {"mlp": {"hidden": [12, 8], "activation": "relu"}},
     "optimizer": {"name": "adam", "learning_rate": 0.001},
     "train": {"epochs": 4, "batch_size": 10},
 }
@@ -72,7 +72,7 @@ def three_runs(tmp_path):
     return [
         write_run(tmp_path / "base"),
         write_run(tmp_path / "fast", config=with_changes(**{"optimizer.learning_rate": 0.01}), cut_off=True),
-        write_run(tmp_path / "wide", config=with_changes(**{"model.hidden": [64, 32]}), offset=0.2, members=3),
+        write_run(tmp_path / "wide", config=with_changes(**{"model.mlp.hidden": [64, 32]}), offset=0.2, members=3),
     ]
 
 
@@ -93,7 +93,7 @@ def test_runs_of_the_same_name_are_told_apart(tmp_path):
 def test_config_differences_lists_exactly_the_differing_keys(three_runs, tmp_path):
     runs = compare.load_runs(three_runs)
     assert compare.config_differences(runs) == {
-        "model.hidden": [[12, 8], [12, 8], [64, 32]],
+        "model.mlp.hidden": [[12, 8], [12, 8], [64, 32]],
         "optimizer.learning_rate": [0.001, 0.01, 0.001],
     }
     assert compare.config_differences(runs[:1]) == {}
@@ -107,7 +107,7 @@ def test_table_has_a_row_per_run_with_its_differences_and_metrics(three_runs):
     text = compare.table(compare.load_runs(three_runs))
     lines = text.splitlines()
     header = [c.strip() for c in lines[0].strip("|").split("|")]
-    assert header == ["run", "model.hidden", "optimizer.learning_rate", "eval accuracy", "eval loss", "eval auc",
+    assert header == ["run", "model.mlp.hidden", "optimizer.learning_rate", "eval accuracy", "eval loss", "eval auc",
                       "train loss", "steps", "wall s"]
     assert re.fullmatch(r"\|[-:|]+\|", lines[1])
     rows = {line.split("|")[1].strip(): [c.strip() for c in line.strip("|").split("|")] for line in lines[2:]}

@@ -10,26 +10,26 @@ from conftest import EXPERIMENTS
 
 def test_defaults_are_the_tutorials_network():
     cfg = config.default_config()
-    assert (cfg.data.name, tuple(cfg.model.hidden), cfg.model.activation) == ("breast_cancer", (12, 8), "relu")
+    assert (cfg.data.name, tuple(cfg.model.mlp.hidden), cfg.model.mlp.activation) == ("breast_cancer", (12, 8), "relu")
     assert (cfg.train.epochs, cfg.train.batch_size, cfg.optimizer.name) == (150, 10, "adam")
     # The keys later issues and users rely on.
     keys = set(config.flat_keys(cfg))
-    assert {"seed", "data.name", "data.data_dir", "model.hidden", "model.activation", "train.epochs",
+    assert {"seed", "data.name", "data.data_dir", "model.mlp.hidden", "model.mlp.activation", "train.epochs",
             "train.batch_size", "optimizer.name", "optimizer.learning_rate"} <= keys
 
 
 def test_overrides_take_the_type_of_the_default():
     cfg = config.default_config()
     config.apply_overrides(cfg, [
-        ("model.hidden", "64,32"), ("train.epochs", "3"), ("optimizer.learning_rate", "1e-2"),
-        ("data.data_dir", "/tmp/tfds"), ("model.input_dim", "30"), ("train.shuffle", "false"),
+        ("model.mlp.hidden", "64,32"), ("train.epochs", "3"), ("optimizer.learning_rate", "1e-2"),
+        ("data.data_dir", "/tmp/tfds"), ("model.mlp.input_dim", "30"), ("train.shuffle", "false"),
         ("optimizer.momentum", "0.5"), ("seed", "7"),
     ])
-    assert cfg.model.hidden == (64, 32) and cfg.train.epochs == 3 and cfg.optimizer.learning_rate == 0.01
-    assert cfg.data.data_dir == "/tmp/tfds" and cfg.model.input_dim == 30 and cfg.train.shuffle is False
+    assert cfg.model.mlp.hidden == (64, 32) and cfg.train.epochs == 3 and cfg.optimizer.learning_rate == 0.01
+    assert cfg.data.data_dir == "/tmp/tfds" and cfg.model.mlp.input_dim == 30 and cfg.train.shuffle is False
     assert cfg.optimizer.momentum == 0.5 and cfg.seed == 7
-    config.apply_overrides(cfg, [("model.hidden", "[5]")])
-    assert cfg.model.hidden == (5,)
+    config.apply_overrides(cfg, [("model.mlp.hidden", "[5]")])
+    assert cfg.model.mlp.hidden == (5,)
 
 
 @pytest.mark.parametrize(
@@ -53,7 +53,7 @@ def test_loads_experiment_files_with_an_argument():
     quick = config.load(os.path.join(EXPERIMENTS, "digits_mlp.py") + ":quick")
     assert cfg.data.name == "digits" and cfg.train.epochs > quick.train.epochs == 10
     seed = config.load(os.path.join(EXPERIMENTS, "seed_mlp.py"))
-    assert (tuple(seed.model.hidden), seed.model.output, seed.train.loss) == ((12, 8), "sigmoid", "binary_crossentropy")
+    assert (tuple(seed.model.mlp.hidden), seed.model.output, seed.train.loss) == ((12, 8), "sigmoid", "binary_crossentropy")
     assert (seed.train.epochs, seed.train.batch_size, seed.optimizer.name) == (150, 10, "adam")
 
 

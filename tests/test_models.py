@@ -259,9 +259,9 @@ def test_resnet_is_built_from_the_config():
 
     cfg = config.default_config()
     cfg.model.name = "resnet"
-    cfg.model.conv_features = (16, 32, 64)
-    cfg.model.blocks_per_stage = 3
-    cfg.model.batch_norm = True
+    cfg.model.resnet.stage_features = (16, 32, 64)
+    cfg.model.resnet.blocks_per_stage = 3
+    cfg.model.resnet.batch_norm = True
     model = models.build(cfg.model, num_outputs=10, output_activation="softmax")
     assert isinstance(model, models.ResNet)
     assert (model.stage_features, model.blocks_per_stage, model.batch_norm) == ((16, 32, 64), 3, True)
@@ -275,12 +275,11 @@ def test_resnet_is_built_from_the_config():
 @pytest.mark.parametrize(
     "key, value, message",
     [
-        ("conv_features", (), "model.conv_features=(): expected the channels of each ResNet stage"),
-        ("conv_features", (16, 0), "model.conv_features=(16, 0): expected the channels"),
-        ("blocks_per_stage", 0, "model.blocks_per_stage=0: expected a positive integer"),
+        ("stage_features", (), "model.resnet.stage_features=(): expected the channels of each ResNet stage"),
+        ("stage_features", (16, 0), "model.resnet.stage_features=(16, 0): expected the channels"),
+        ("blocks_per_stage", 0, "model.resnet.blocks_per_stage=0: expected a positive integer"),
         ("activation", "relux", "'relux' is not a known activation"),
-        ("image_shape", (8, 8), "model.image_shape=(8, 8): expected () for image data, or (height, width, channels)"),
-        ("dropout", 0.3, "model.dropout=0.3: the ResNet has no dropout layers; expected 0"),
+        ("image_shape", (8, 8), "model.resnet.image_shape=(8, 8): expected () for image data, or (height, width, channels)"),
     ],
 )
 def test_bad_resnet_settings_are_named(key, value, message):
@@ -288,7 +287,7 @@ def test_bad_resnet_settings_are_named(key, value, message):
 
     cfg = config.default_config()
     cfg.model.name = "resnet"
-    cfg.model[key] = value
+    cfg.model.resnet[key] = value
     with pytest.raises(InputError) as err:
         models.build(cfg.model, num_outputs=10, output_activation="softmax")
     assert message in str(err.value)

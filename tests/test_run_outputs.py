@@ -93,7 +93,7 @@ def test_manifest_records_versions_devices_command_and_git(runs):
 
 
 def test_summary_command_prints_the_layers_without_training(capsys, tmp_path):
-    assert cli.main(["summary", "--config.model.hidden=16,4"]) == 0
+    assert cli.main(["summary", "--config.model.mlp.hidden=16,4"]) == 0
     out = capsys.readouterr().out
     assert "hidden_0 (Dense)" in out and "(None, 16)" in out
     assert "Total params: 569" in out  # 30*16+16 + 16*4+4 + 4*1+1

@@ -317,17 +317,29 @@ def default_config():
     cfg.data.csv_delimiter = ","
     cfg.data.in_memory_max_mb = 2048  # larger TFDS splits are read from their files batch by batch
 
-    cfg.model.name = "mlp"
-    cfg.model.hidden = (12, 8)
-    cfg.model.activation = "relu"  # one name, or one per hidden layer
+    # model.name picks the network; each has a section of its own, and only the chosen one may differ from
+    # its defaults (a setting of another section would be ignored: it is refused instead).
+    cfg.model.name = "mlp"  # mlp, cnn or resnet
     cfg.model.output = "auto"  # auto: what the loss needs (sigmoid / softmax / identity)
-    cfg.model.dropout = 0.0
-    cfg.model.input_dim = config_dict.placeholder(int)  # None: the data's feature count
-    cfg.model.conv_features = (32, 64)  # cnn: channels of each convolution block
-    cfg.model.kernel_size = 3  # cnn
-    cfg.model.blocks_per_stage = 2  # resnet: residual blocks per stage
-    cfg.model.batch_norm = False  # cnn: batch normalisation after each convolution
-    cfg.model.image_shape = ()  # cnn: (height, width, channels) of data stored as flat rows, e.g. 8,8,1 for digits
+    cfg.model.mlp = ml_collections.ConfigDict()
+    cfg.model.mlp.hidden = (12, 8)
+    cfg.model.mlp.activation = "relu"  # one name, or one per hidden layer
+    cfg.model.mlp.dropout = 0.0
+    cfg.model.mlp.input_dim = config_dict.placeholder(int)  # None: the data's feature count
+    cfg.model.cnn = ml_collections.ConfigDict()
+    cfg.model.cnn.conv_features = (32, 64)  # channels of each convolution block
+    cfg.model.cnn.kernel_size = 3
+    cfg.model.cnn.hidden = (12, 8)  # dense layers after the convolutions
+    cfg.model.cnn.activation = "relu"
+    cfg.model.cnn.dropout = 0.0
+    cfg.model.cnn.batch_norm = False  # batch normalisation after each convolution
+    cfg.model.cnn.image_shape = ()  # (height, width, channels) of data stored as flat rows, e.g. 8,8,1 for digits
+    cfg.model.resnet = ml_collections.ConfigDict()
+    cfg.model.resnet.stage_features = (32, 64)  # channels of each stage
+    cfg.model.resnet.blocks_per_stage = 2  # residual blocks per stage
+    cfg.model.resnet.activation = "relu"
+    cfg.model.resnet.batch_norm = False
+    cfg.model.resnet.image_shape = ()
 
     cfg.train.loss = "auto"  # auto: binary / categorical cross-entropy by the number of classes
     cfg.train.grad_accum_steps = 1  # split each batch into M micro-batches, one update from their summed gradient
@@ -373,8 +385,8 @@ def build(cfg):
     privacy = None
     if cfg.privacy.clip_norm or cfg.privacy.noise_multiplier:
         privacy = privacy_lib.Privacy(clip_norm=cfg.privacy.clip_norm, noise_multiplier=cfg.privacy.noise_multiplier)
-        if cfg.model.name in ("cnn", "resnet") and cfg.model.batch_norm:
-            raise InputError("privacy (DP-SGD) with model.batch_norm=true: batch statistics mix examples, "
+        if cfg.model.name in ("cnn", "resnet") and cfg.model[cfg.model.name].batch_norm:
+            raise InputError(f"privacy (DP-SGD) with model.{cfg.model.name}.batch_norm=true: batch statistics mix examples, "
                              "which per-example gradients cannot; turn one of them off")
     check_int(cfg.data.in_memory_max_mb, "data.in_memory_max_mb", 0)
     if not isinstance(cfg.data.one_hot, bool):
@@ -394,6 +406,7 @@ def build(cfg):
     num_outputs, head = losses.output_layer(loss, info.num_classes)
     if cfg.model.output != "auto":
         head = cfg.model.output
+    _check_model_sections(cfg)
     module = models.build(cfg.model, num_outputs=num_outputs, output_activation=head)
     losses.check_head(loss, num_outputs, head)
     models.check_features(module, (len(splits.train), *info.feature_shape), argument=f"{info.name} features")
@@ -423,6 +436,28 @@ def build(cfg):
     tasks_lib = tasks
     return tasks_lib.Built(task=task, splits=splits, description=description,
                            select="loss" if loss.kind == "regression" else "accuracy", headline=headline)
+
+
+def _check_model_sections(cfg) -> None:
+    """Refuses settings in the sections of models the config does not use (they would be ignored)."""
+    if cfg.model.name not in models_lib().MODELS:
+        return  # models.build names the known ones
+    defaults = default_config().model
+    for name in models_lib().MODELS:
+        if name == cfg.model.name:
+            continue
+        for key, value in cfg.model[name].items():
+            default = defaults[name][key]
+            if (list(value) if isinstance(value, tuple) else value) != (list(default) if isinstance(default, tuple) else default):
+                raise InputError(
+                    f"model.{name}.{key}={value!r} is set, but model.name={cfg.model.name!r}; a {name} setting would be "
+                    f"ignored: set model.name={name!r}, or move it to model.{cfg.model.name}")
+
+
+def models_lib():
+    from jaxdl import models
+
+    return models
 
 
 def headline(summary: dict) -> str:
