@@ -79,7 +79,7 @@ def fit(
     epochs: int = 150,
     batch_size: int = 10,
     optimizer: "str | Mapping | optax.GradientTransformation" = "adam",
-    loss: "str | Callable" = "binary_crossentropy",
+    loss: "str | Callable | None" = None,
     validation_data=None,
     *,
     metrics: Mapping[str, Callable] | None = None,
@@ -123,7 +123,8 @@ def fit(
         (integer labels, one logit per class), "mean_squared_error", or any
         function `(outputs, labels) -> one loss per example`, such as
         `optax.softmax_cross_entropy_with_integer_labels`. The loss states
-        the head: the model returns logits. Ignored for a Task.
+        the head: the model returns logits. None: "binary_crossentropy".
+        A Task has its own loss: passing one is an error.
       validation_data: evaluated after every epoch: `(X, y)` (a Task: as
         `train_data`); with a dataset name as `train_data`, also "test" for
         that dataset's test split.
@@ -206,6 +207,12 @@ def fit(
         cfg.optimizer.name = "custom"  # an optax object: nothing of it goes in the config
 
     if isinstance(model, Task):
+        # These shape the supervised Task that fit builds; a Task of one's own has its own: refused, never ignored.
+        given = {"loss": loss is not None, "metrics": bool(metrics), "privacy": privacy is not None,
+                 "grad_accum_steps": grad_accum_steps != 1, "ema_decay": ema_decay != 0, "precision": precision != "float32"}
+        if any(given.values()):
+            raise InputError(f"{', '.join(k for k, v in given.items() if v)}: set for a Task of your own "
+                             f"({type(model).__name__}), which has its own step; they apply to models, not Tasks")
         cfg.task = getattr(model, "name", "task")
         train_set = _examples(train_data, argument="train_data")
         val_set = _examples(validation_data, argument="validation_data")
@@ -220,7 +227,7 @@ def fit(
                             cfg=cfg, privacy=privacy, grad_accum_steps=grad_accum_steps, ema_decay=ema_decay,
                             precision=precision, callbacks=callbacks)
     config_lib.check(cfg)
-    setup = run._finish_setup(cfg, built, batch_argument="batch_size")
+    setup = run.finish_setup(cfg, built, batch_argument="batch_size")
     state, history, _ = run.execute(cfg, setup, None, quiet=not verbose, callbacks=callbacks)
     return state, history
 
@@ -242,7 +249,7 @@ def _supervised(model, train_data, validation_data, *, loss, metrics, optimizer,
             f"ensemble={cfg.ensemble.size} with an NNX module instance: every member would start from the same weights; "
             "pass a factory instead, e.g. fit(lambda rngs: MyModel(..., rngs=rngs), ...), so that member k "
             "initialises its own weights from seed + k")
-    loss_obj = losses.resolve(loss)
+    loss_obj = losses.resolve("binary_crossentropy" if loss is None else loss)
     if isinstance(validation_data, str) and validation_data == "test":
         if not isinstance(train_data, str):
             raise InputError("validation_data='test' needs a dataset name as train_data")

@@ -58,7 +58,7 @@ def restore(workdir: str, *, which: str = "best") -> Restored:
         best_metric=run.select_metric(cfg.checkpoint.best_metric, setup.built), async_save=False,
     )
     step = task_lib.checked_train_step(setup.task)
-    example = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), run._example_batch(setup.splits, cfg.train.batch_size))
+    example = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), run.example_batch(setup.splits, cfg.train.batch_size))
     if strategy.members:
         step = jax.vmap(step)
         example = jax.tree.map(lambda a: jax.ShapeDtypeStruct((strategy.members, *a.shape), a.dtype), example)

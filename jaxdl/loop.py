@@ -59,6 +59,7 @@ class Evaluator:
         self._batch_size = batch_size
         self._transform = transform
         self._compiled = {}
+        self._zeros = {}  # empty totals by the shapes of (state, batch): traced once, not at every evaluation
 
     def _eval_step(self, members: bool) -> tuple[Callable, Callable]:
         if members not in self._compiled:
@@ -74,9 +75,12 @@ class Evaluator:
         totals, collected = None, []
         for batch in batching.eval_batches(data, self._batch_size, transform=self._transform):
             if totals is None:
-                spec = dict(jax.eval_shape(eval_step, state, batch))
-                spec.pop(metrics.COLLECTED, None)
-                totals = metrics.zeros_like(spec)
+                key = str(jax.tree.map(lambda a: (a.shape, str(a.dtype)), (state, batch)))
+                if key not in self._zeros:
+                    spec = dict(jax.eval_shape(eval_step, state, batch))
+                    spec.pop(metrics.COLLECTED, None)
+                    self._zeros[key] = metrics.zeros_like(spec)
+                totals = self._zeros[key]
             totals, batch_collected = compiled(state, totals, batch)
             collected.append(batch_collected)
         totals, collected = parallel.fetch((totals, collected))

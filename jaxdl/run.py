@@ -83,10 +83,11 @@ def setup(cfg: ml_collections.ConfigDict) -> Setup:
     config_lib.check(cfg)
     callbacks_lib.from_config(cfg.callbacks)  # loads a hook's file now, before anything is written
     built = tasks.build(cfg)
-    return _finish_setup(cfg, built)
+    return finish_setup(cfg, built)
 
 
-def _finish_setup(cfg: ml_collections.ConfigDict, built: tasks.Built, *, batch_argument: str = "train.batch_size") -> Setup:
+def finish_setup(cfg: ml_collections.ConfigDict, built: tasks.Built, *, batch_argument: str = "train.batch_size") -> Setup:
+    """A checked `Setup` of a built task: steps per epoch, per-member hyperparameters and the strategy (`fit` too)."""
     steps = tasks.steps_per_epoch(cfg, len(built.splits.train))
     size = cfg.ensemble.size
     hyperparams = member_hyperparams(
@@ -117,7 +118,7 @@ def select_metric(select: str, built: tasks.Built) -> str:
     return f"eval_{built.select if select == 'auto' else select}"
 
 
-def _example_batch(splits: data.Splits, batch_size: int) -> dict:
+def example_batch(splits: data.Splits, batch_size: int) -> dict:
     """A real training batch (its first rows, transformed as the pipeline would): what the step sees."""
     rows = np.arange(min(batch_size, len(splits.train)))
     batch = {**splits.train.read(rows), "mask": np.ones(len(rows), np.float32)}
@@ -210,7 +211,7 @@ def execute(
         parallel.enable_compilation_cache(parallel.default_compilation_cache_dir() if auto else cfg.compile_cache)
 
     # Every check that needs only shapes, before anything is written or compiled.
-    example = _example_batch(splits, cfg.train.batch_size)
+    example = example_batch(splits, cfg.train.batch_size)
     abstract = jax.tree.map(lambda a: jax.ShapeDtypeStruct(np.shape(a), np.asarray(a).dtype), example)
     task_lib.check(task, abstract, argument=f"task {type(task).__name__}")
     train_step = task_lib.checked_train_step(task)

@@ -138,6 +138,9 @@ def test_a_user_task_trains_with_fit(digits):
                                verbose=False)
     assert history.last["eval_loss"] < 0.5 * mean_image  # better than drawing the mean image
     assert int(state.step) == 10 * 45
+    # What shapes fit's own supervised Task is refused for a Task of one's own, never ignored.
+    with pytest.raises(InputError, match=r"loss, metrics: set for a Task of your own \(Autoencoder\)"):
+        jaxdl.fit(Autoencoder(), {"x": x}, loss="mse", metrics={"m": lambda o, y: o}, verbose=False)
 
 
 @pytest.mark.parametrize("which", ["linen", "nnx", "callable_loss", "task"])

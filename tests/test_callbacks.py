@@ -110,7 +110,7 @@ def test_a_nan_loss_stops_the_run_naming_the_step_and_never_checkpoints_it(tmp_p
         assert meta["position"]
     setup = run.setup(cfg)
     initial = run.initial_state(setup.task, seed=0)
-    zeros = zeros_for(task_lib.checked_train_step(setup.task), initial, run._example_batch(setup.splits, 10))
+    zeros = zeros_for(task_lib.checked_train_step(setup.task), initial, run.example_batch(setup.splits, 10))
     restored, _, _ = saver.restore(kept[-1], initial, zeros)
     assert all(np.all(np.isfinite(leaf)) for leaf in jax.tree.leaves(restored.params))
     saver.close()
