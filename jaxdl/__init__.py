@@ -11,6 +11,7 @@ from jaxdl.loop import History
 from jaxdl.models import CNN, MLP
 from jaxdl.privacy import Privacy
 from jaxdl.run import train_and_evaluate
+from jaxdl.saving import load, save
 from jaxdl.state import TrainState, params_sha256
 from jaxdl.task import Task
 from jaxdl.parallel import pmean, psum
@@ -37,5 +38,7 @@ __all__ = [
     "fit",
     "params_sha256",
     "predict",
+    "load",
+    "save",
     "train_and_evaluate",
 ]

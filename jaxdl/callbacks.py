@@ -56,7 +56,11 @@ class Callback:
         """Called after global step `step` when it is a multiple of `every_steps`."""
 
     def on_eval(self, control: Control, record: dict) -> None:
-        """Called after each evaluation with the epoch's record (train_*, eval_*, epoch, step)."""
+        """Called after each evaluation with the epoch's record (train_*, eval_*, epoch, step).
+
+        A run with nothing to evaluate on calls it after every epoch, with
+        the epoch's train_* figures.
+        """
 
 
 def _lowest_is_best(metric: str) -> bool:
@@ -206,6 +210,26 @@ class Hook(Callback):
     def on_eval(self, control: Control, record: dict) -> None:
         if self.at_eval:
             self.fn(control.state, record["step"], record)
+
+
+def check_usable(callbacks, *, evaluates: bool) -> None:
+    """Refuses, before training, a callback that watches eval figures in a run that evaluates nothing.
+
+    Raises:
+      InputError: naming the callback and its metric, and what to do.
+    """
+    for callback in callbacks:
+        metric = getattr(getattr(callback, "monitor", None), "metric", None)
+        if metric is None:
+            continue
+        if not metric.startswith(("eval_", "train_")):
+            raise InputError(f"{type(callback).__name__}(metric={metric!r}): expected a figure of the epoch's record, "
+                             "named eval_<figure> (such as 'eval_loss') or train_<figure> (such as 'train_loss')")
+        if metric.startswith("eval_") and not evaluates:
+            raise InputError(
+                f"{type(callback).__name__}(metric={metric!r}) watches an evaluation figure, but this run has no "
+                "validation data to evaluate: pass validation_data= or validation_split= (the command line: a test or "
+                "validation split), or watch a training figure such as 'train_loss'")
 
 
 def load_function(spec: str) -> Callable:

@@ -121,6 +121,20 @@ def check_structure(saved: dict[str, tuple], target: dict[str, tuple]) -> None:
             )
 
 
+@contextlib.contextmanager
+def _quiet_absl(quiet: bool):
+    import logging
+
+    logger = logging.getLogger("absl")
+    level = logger.level
+    if quiet:
+        logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 class Checkpointer:
     """An orbax `CheckpointManager` for a run's workdir, with jaxdl's keep policy and checks.
 
@@ -133,10 +147,12 @@ class Checkpointer:
         ending in loss or mae).
       async_save: write in the background; `save` returns once the arrays
         are copied from the devices.
+      read_only: for inference: nothing in the workdir is created, moved or
+        deleted (a damaged checkpoint is skipped, not set aside).
     """
 
     def __init__(self, workdir: str, *, keep: int = 2, keep_best: int = 1, best_metric: str = "eval_accuracy",
-                 async_save: bool = True):
+                 async_save: bool = True, read_only: bool = False):
         self.directory = os.path.abspath(os.path.join(workdir, DIRECTORY))
         lowest_is_best = metrics_lib.lower_is_better(best_metric)
         keep_policies = [policies.LatestN(n=keep)]
@@ -145,14 +161,19 @@ class Checkpointer:
                 get_metric_fn=lambda metrics: metrics[best_metric], reverse=lowest_is_best, n=keep_best,
                 keep_checkpoints_without_metrics=False,
             ))
-        self.best_metric = best_metric
-        self.manager = ocp.CheckpointManager(
+        self.best_metric, self.read_only = best_metric, read_only
+        with _quiet_absl(read_only):  # orbax logs that a read-only manager will not save: that is the point
+            self.manager = self._manager(keep_policies, async_save, read_only)
+
+    def _manager(self, keep_policies, async_save: bool, read_only: bool) -> ocp.CheckpointManager:
+        return ocp.CheckpointManager(
             self.directory,
             item_handlers={"state": ocp.StandardCheckpointHandler(), "meta": ocp.JsonCheckpointHandler()},
             options=ocp.CheckpointManagerOptions(
-                preservation_policy=policies.AnyPreservationPolicy(keep_policies),
-                enable_async_checkpointing=async_save,
-                cleanup_tmp_directories=True,  # a save that was cut off leaves nothing behind
+                preservation_policy=None if read_only else policies.AnyPreservationPolicy(keep_policies),
+                enable_async_checkpointing=async_save and not read_only,
+                cleanup_tmp_directories=not read_only,  # a save that was cut off leaves nothing behind
+                read_only=read_only, create=not read_only, save_interval_steps=0 if read_only else 1,
             ),
         )
 
@@ -204,16 +225,41 @@ class Checkpointer:
           DamagedCheckpoint: when the files cannot be read or fail their fingerprint.
         """
         target = {"state": state_tree(state), "totals": totals}
+        saved = self._saved(step)
+        if "callbacks" in saved:  # e.g. early stopping's best state: the training state's structure
+            target["callbacks"] = {key: state_tree(state) for key in saved["callbacks"]}
+        check_structure(shapes(saved), shapes(target))
+        payload, meta = self._read(step, jax.tree.map(ocp.utils.to_shape_dtype_struct, target))
+        _restore_callbacks(callbacks, meta.get("callbacks") or [], payload.get("callbacks") or {}, state)
+        return from_tree(state, payload["state"]), payload["totals"], meta
+
+    def restore_arrays(self, step: int) -> tuple[dict, dict]:
+        """Checkpoint `step`'s saved state as plain arrays (no model or optimizer needed to restore it), and its meta.
+
+        The arrays are checked against their fingerprint as `restore` does:
+        `payload["state"]` is the state's tree (`params`, `opt_state`,
+        `model_state`, `step`, `rng`, ...), on the first device.
+
+        Raises:
+          DamagedCheckpoint: when the files cannot be read or fail their fingerprint.
+        """
+        device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+        abstract = jax.tree.map(lambda m: jax.ShapeDtypeStruct(tuple(m.shape), m.dtype, sharding=device),
+                                self._saved(step))
+        return self._read(step, abstract)
+
+    def _saved(self, step: int):
+        """The tree of array metadata (shapes, dtypes) that checkpoint `step` holds."""
         try:
             saved = self.manager.item_metadata(step)["state"]
         except Exception as err:  # noqa: BLE001 -- any failure to read is damage
             raise DamagedCheckpoint(f"its metadata cannot be read ({type(err).__name__}: {err})") from err
         if saved is None:
             raise DamagedCheckpoint("it has no saved arrays")
-        if "callbacks" in saved:  # e.g. early stopping's best state: the training state's structure
-            target["callbacks"] = {key: state_tree(state) for key in saved["callbacks"]}
-        check_structure(shapes(saved), shapes(target))
-        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
+        return saved
+
+    def _read(self, step: int, abstract) -> tuple[dict, dict]:
+        """Checkpoint `step`'s arrays restored as `abstract` says, checked against their fingerprint; and its meta."""
         try:
             restored = self.manager.restore(
                 step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore())
@@ -223,8 +269,7 @@ class Checkpointer:
         payload, meta = restored["state"], restored["meta"]
         if meta is None or parallel.fingerprint(payload) != meta.get("fingerprint"):
             raise DamagedCheckpoint("its arrays do not match the fingerprint saved with them")
-        _restore_callbacks(callbacks, meta.get("callbacks") or [], payload.get("callbacks") or {}, state)
-        return from_tree(state, payload["state"]), payload["totals"], meta
+        return payload, meta
 
     def best_step(self) -> int | None:
         """The step of the best checkpoint by `best_metric` among those evaluated, or None."""
@@ -249,6 +294,10 @@ class Checkpointer:
             try:
                 return self.restore(step, state, totals, callbacks=callbacks)
             except DamagedCheckpoint as err:
+                if self.read_only:
+                    warnings.warn(f"checkpoint at step {step} in {self.directory} is damaged: {err}; "
+                                  "falling back to the previous one", stacklevel=2)
+                    continue
                 aside = self._set_aside(step)
                 warnings.warn(f"checkpoint at step {step} in {self.directory} is damaged: {err}; moved to {aside}; "
                               "falling back to the previous one", stacklevel=2)

@@ -138,22 +138,22 @@ def _eval(args) -> int:
 
 
 def _predict(args) -> int:
-    from jaxdl import inference
+    import numpy as np
 
-    restored = inference.restore(args.workdir, which="latest" if args.latest else "best")
-    if not hasattr(restored.setup.task, "predict_step"):
-        raise InputError(
-            f"--workdir={args.workdir!r} holds a run of task {restored.config.get('task')!r}; jaxdl predict maps "
-            "features to outputs, which supervised runs do. Its figures: jaxdl eval --workdir ...")
-    x = inference.read_inputs(args.input, restored.setup.splits.info.feature_shape)
-    outputs = inference.predict(restored, x, args.workdir)
+    from jaxdl import api, inference, saving
+
+    state = saving.load(args.workdir, which="latest" if args.latest else "best", argument="--workdir")
+    x = inference.read_inputs(args.input, state.input_shape)
+    outputs = api.predict(state, x)  # raw rows: the run's saved scaling is applied
     if outputs.ndim == 3:  # an ensemble: the members' mean
         outputs = outputs.mean(axis=0)
-    lines = _prediction_rows(outputs, restored.state.head)
+    lines = _prediction_rows(outputs, state.head)
     if args.output:
         with open(args.output, "w") as f:
             f.write("\n".join(lines) + "\n")
-        print(f"{len(x)} predictions from step {restored.step} ({restored.chose}) written to {args.output}", file=sys.stderr)
+        step = int(np.max(state.step))
+        print(f"{len(x)} predictions from step {step} ({'latest' if args.latest else 'best'} checkpoint) written to "
+              f"{args.output}", file=sys.stderr)
     else:
         print("\n".join(lines))
     return 0

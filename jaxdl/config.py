@@ -121,50 +121,58 @@ def check_bool(value, name: str) -> bool:
     return value
 
 
-def check(cfg: ml_collections.ConfigDict) -> None:
+def check(cfg: ml_collections.ConfigDict, *, names: dict[str, str] | None = None) -> None:
     """Checks the sections every task shares (train, data pipeline, parallel, ensemble, callbacks, checkpoints, logging).
 
     Raises:
       InputError: naming the first bad setting, its value and what was expected.
+
+    `names`: what to call a key in messages (`jaxdl.fit` names its own
+    arguments: "epochs", not "train.epochs").
     """
-    check_int(cfg.seed, "seed", 0)
-    check_int(cfg.data.split_seed, "data.split_seed", 0)
-    check_int(cfg.train.epochs, "train.epochs", 1)
-    check_int(cfg.train.eval_every_epochs, "train.eval_every_epochs", 1)
-    check_int(cfg.train.eval_batch_size, "train.eval_batch_size", 1)
-    check_int(cfg.train.batch_size, "train.batch_size", 1)
-    check_bool(cfg.train.shuffle, "train.shuffle")
-    check_bool(cfg.train.drop_remainder, "train.drop_remainder")
-    check_bool(cfg.train.stop_on_nan, "train.stop_on_nan")
-    check_int(cfg.data.device_max_mb, "data.device_max_mb", 0)
-    check_int(cfg.data.workers, "data.workers", 0)
+    names = names or {}
+
+    def n(key: str) -> str:
+        return names.get(key, key)
+
+    check_int(cfg.seed, n("seed"), 0)
+    check_int(cfg.data.split_seed, n("data.split_seed"), 0)
+    check_int(cfg.train.epochs, n("train.epochs"), 1)
+    check_int(cfg.train.eval_every_epochs, n("train.eval_every_epochs"), 1)
+    check_int(cfg.train.eval_batch_size, n("train.eval_batch_size"), 1)
+    check_int(cfg.train.batch_size, n("train.batch_size"), 1)
+    check_bool(cfg.train.shuffle, n("train.shuffle"))
+    check_bool(cfg.train.drop_remainder, n("train.drop_remainder"))
+    check_bool(cfg.train.stop_on_nan, n("train.stop_on_nan"))
+    check_int(cfg.data.device_max_mb, n("data.device_max_mb"), 0)
+    check_int(cfg.data.workers, n("data.workers"), 0)
     per_call = cfg.train.steps_per_call
     if per_call not in ("auto", "epoch") and (isinstance(per_call, bool) or not str(per_call).strip().isdigit()
                                               or int(per_call) < 1):
-        raise InputError(f"train.steps_per_call={per_call!r}: expected a positive integer, 'epoch' or 'auto'")
+        raise InputError(f"{n('train.steps_per_call')}={per_call!r}: expected a positive integer, 'epoch' or 'auto'")
     if cfg.data.pipeline not in PIPELINES:
-        raise InputError(f"data.pipeline={cfg.data.pipeline!r} is not known; expected one of: {', '.join(PIPELINES)}")
+        raise InputError(f"{n('data.pipeline')}={cfg.data.pipeline!r} is not known; expected one of: {', '.join(PIPELINES)}")
     if cfg.parallel not in PARALLEL:
-        raise InputError(f"parallel={cfg.parallel!r} is not known; expected one of: {', '.join(PARALLEL)}")
-    check_int(cfg.ensemble.size, "ensemble.size", 1)
-    check_int(cfg.logging.every_steps, "logging.every_steps", 0)
-    check_bool(cfg.checkpoint.enabled, "checkpoint.enabled")
-    check_bool(cfg.checkpoint.async_save, "checkpoint.async_save")
+        raise InputError(f"{n('parallel')}={cfg.parallel!r} is not known; expected one of: {', '.join(PARALLEL)}")
+    check_int(cfg.ensemble.size, n("ensemble.size"), 1)
+    check_int(cfg.logging.every_steps, n("logging.every_steps"), 0)
+    check_bool(cfg.checkpoint.enabled, n("checkpoint.enabled"))
+    check_bool(cfg.checkpoint.async_save, n("checkpoint.async_save"))
     for key in ("every_steps", "every_epochs", "keep_best"):
-        check_int(cfg.checkpoint[key], f"checkpoint.{key}", 0)
-    check_int(cfg.checkpoint.keep, "checkpoint.keep", 1)
+        check_int(cfg.checkpoint[key], n(f"checkpoint.{key}"), 0)
+    check_int(cfg.checkpoint.keep, n("checkpoint.keep"), 1)
     seconds = cfg.checkpoint.every_seconds
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds < float("inf"):
-        raise InputError(f"checkpoint.every_seconds={seconds!r}: expected a number >= 0")
+        raise InputError(f"{n('checkpoint.every_seconds')}={seconds!r}: expected a number >= 0")
     if cfg.task == "supervised":
         for key, value in (("ensemble.select", cfg.ensemble.select), ("checkpoint.best_metric", cfg.checkpoint.best_metric)):
             if value not in SUPERVISED_SELECT:
-                raise InputError(f"{key}={value!r} is not known; expected one of: {', '.join(SUPERVISED_SELECT)}")
+                raise InputError(f"{n(key)}={value!r} is not known; expected one of: {', '.join(SUPERVISED_SELECT)}")
     for key in ("early_stopping_patience", "reduce_lr_patience", "hook_every_steps"):
-        check_int(cfg.callbacks[key], f"callbacks.{key}", 0)
+        check_int(cfg.callbacks[key], n(f"callbacks.{key}"), 0)
     factor = cfg.callbacks.reduce_lr_factor
     if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not 0 < factor < 1:
-        raise InputError(f"callbacks.reduce_lr_factor={factor!r}: expected a number between 0 and 1")
+        raise InputError(f"{n('callbacks.reduce_lr_factor')}={factor!r}: expected a number between 0 and 1")
     if cfg.callbacks.hook_every_steps and not cfg.callbacks.hook:
         raise InputError("callbacks.hook_every_steps is set but callbacks.hook is not; name the function to call")
 

@@ -1,24 +1,23 @@
-"""Using a finished (or stopped) run: restore a checkpoint from its workdir, evaluate it, predict with it.
+"""Evaluating a finished (or stopped) run of any task: restore a checkpoint from its workdir, with its data.
 
-`jaxdl eval --workdir DIR` and `jaxdl predict --workdir DIR --input FILE`
-call these. The run's own config (config.json) rebuilds the model and its
-optimizer, so the checkpoint restores into exactly the structure it was
-saved from, and the run's scaler (scaler.json) scales new inputs the way
-the training data was scaled.
+`jaxdl eval --workdir DIR` calls these. The run's own config (config.json)
+rebuilds the task, its data and its optimizer, so the checkpoint restores
+into exactly the structure it was saved from. Predicting needs no data:
+`jaxdl predict` and `jaxdl.load` read the run's model.json instead
+(`jaxdl.saving`).
 """
 
 import dataclasses
-import json
 import os
 
 import numpy as np
 
 import jax
 
-from jaxdl import checkpoint, config as config_lib, data, ensemble, parallel, run, task as task_lib
+from jaxdl import checkpoint, config as config_lib, ensemble, parallel, run, task as task_lib
 from jaxdl.data import csv_source
 from jaxdl.errors import InputError
-from jaxdl.loop import Evaluator, predict as predict_batches, zero_totals
+from jaxdl.loop import Evaluator, zero_totals
 from jaxdl.state import TrainState
 
 WHICH = ("best", "latest")
@@ -47,6 +46,10 @@ def restore(workdir: str, *, which: str = "best") -> Restored:
     stored = run.workdir_lib.stored_config(workdir) if os.path.isdir(workdir) else None
     if stored is None:
         raise InputError(f"--workdir={workdir!r} holds no run (no config.json); train one with: jaxdl train --workdir {workdir}")
+    if "fit" in stored:
+        raise InputError(f"--workdir={workdir!r} holds a run of jaxdl.fit on arrays, which the command line cannot "
+                         "read again; evaluate it in Python: jaxdl.evaluate(jaxdl.load(workdir), x, y) "
+                         "(jaxdl predict reads it)")
     if not run.workdir_lib.has_checkpoints(workdir):
         raise InputError(f"--workdir={workdir!r} holds no checkpoint (was it run with checkpoint.enabled=false?)")
     cfg = config_lib.from_dict(stored)
@@ -114,17 +117,3 @@ def read_inputs(path: str, feature_shape: tuple[int, ...]) -> np.ndarray:
             f"the model takes {tuple(feature_shape)}"
         )
     return x
-
-
-def predict(restored: Restored, x: np.ndarray, workdir: str) -> np.ndarray:
-    """Output-layer activations for raw features `x`, scaled with the run's saved scaler when it has one."""
-    path = os.path.join(workdir, "scaler.json")
-    scaler = None
-    if os.path.exists(path):
-        with open(path) as f:
-            scaler = data.Scaler.from_dict(json.load(f))
-    x = scaler.transform(x) if scaler is not None else x
-    transform = restored.setup.splits.transform  # e.g. images scaled to [0, 1], flattened
-    if transform is not None:
-        x = transform({"x": x, "y": np.zeros(len(x), np.int32), "mask": np.ones(len(x), np.float32)})["x"]
-    return predict_batches(restored.state, x, predict_step=restored.setup.task.predict_step)

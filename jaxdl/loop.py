@@ -6,7 +6,6 @@ and fed by `jaxdl.feed`. Metric totals stay on the device during an epoch
 and are fetched once at its end (or at a callback's or checkpoint's step).
 """
 
-import dataclasses
 import time
 from collections.abc import Callable, Sequence
 
@@ -22,27 +21,78 @@ from jaxdl.task import Task
 from jaxdl.writers import Progress
 
 
-@dataclasses.dataclass
 class History:
-    """Per-epoch records of a run: `history["eval_accuracy"]` is that metric's value at each epoch.
+    """A run's per-epoch figures, as Keras's `History`: `history.history["eval_loss"]` lists one value per epoch.
 
-    Epochs without an evaluation have None for the eval metrics.
+    - `history.history`: a dict of lists, one entry per epoch (None where
+      an epoch has no such figure, e.g. eval figures between evaluations);
+      `history["eval_loss"]` is the same list, and `"eval_loss" in history`
+      asks whether the run has that figure. A missing name raises KeyError
+      listing the names there are.
+    - `for record in history`, `history[-1]`, `history.last`: the epochs'
+      records (dicts), oldest first. `len(history)`: the number of epochs.
+    - `history.stopped_at`: the global step where a stop request (SIGTERM)
+      ended training early; `history.stop_reason`: why a callback (early
+      stopping) ended it before its last epoch.
+
+    A run resumed from its workdir holds every epoch of the run, the ones
+    before the resume included.
     """
 
-    records: list[dict] = dataclasses.field(default_factory=list)
-    stopped_at: int | None = None  # the global step where a stop request (SIGTERM) ended training early
-    stop_reason: str | None = None  # why a callback (early stopping) ended training before its last epoch
+    def __init__(self, records=(), *, stopped_at: int | None = None, stop_reason: str | None = None):
+        self.records: list[dict] = list(records)
+        self.stopped_at = stopped_at
+        self.stop_reason = stop_reason
 
-    def __getitem__(self, key: str) -> list:
-        return [record.get(key) for record in self.records]
+    def keys(self) -> list[str]:
+        """The figures' names, in the order they first appear."""
+        return list(dict.fromkeys(key for record in self.records for key in record))
 
-    def __len__(self) -> int:
-        return len(self.records)
+    @property
+    def history(self) -> dict[str, list]:
+        """Every figure's values, one per epoch: Keras's `History.history`."""
+        return {key: [record.get(key) for record in self.records] for key in self.keys()}
+
+    @property
+    def epoch(self) -> list[int]:
+        """The epochs' numbers (from 1), as Keras's `History.epoch` (which counts from 0)."""
+        return [record["epoch"] for record in self.records]
 
     @property
     def last(self) -> dict:
         """The final epoch's record."""
+        if not self.records:
+            raise IndexError("the history is empty: no epoch was trained in this call (a finished run's workdir, rerun?)")
         return self.records[-1]
+
+    def __getitem__(self, key):
+        if isinstance(key, (int, slice)):
+            return self.records[key]
+        if key not in self:
+            raise KeyError(f"{key!r} is not a figure of this run; it has: {', '.join(self.keys()) or 'none (no epochs)'}")
+        return [record.get(key) for record in self.records]
+
+    def __contains__(self, key) -> bool:
+        return any(key in record for record in self.records)
+
+    def __iter__(self):
+        return iter(self.records)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __repr__(self) -> str:
+        if not self.records:
+            return "History(no epochs)"
+        last = self.records[-1]
+        shown = ", ".join(f"{k}={v:.4g}" for k, v in last.items()
+                          if k.startswith(("train_", "eval_")) and k != "train_seconds" and isinstance(v, (int, float)))
+        ended = ""
+        if self.stopped_at is not None:
+            ended = f", stopped at step {self.stopped_at}"
+        elif self.stop_reason:
+            ended = ", stopped early"
+        return f"History({len(self.records)} epochs{ended}; last: {shown})"
 
 
 class Evaluator:
@@ -77,7 +127,8 @@ class Evaluator:
             if totals is None:
                 key = str(jax.tree.map(lambda a: (a.shape, str(a.dtype)), (state, batch)))
                 if key not in self._zeros:
-                    spec = dict(jax.eval_shape(eval_step, state, batch))
+                    with parallel.checking():
+                        spec = dict(jax.eval_shape(eval_step, state, batch))
                     spec.pop(metrics.COLLECTED, None)
                     self._zeros[key] = metrics.zeros_like(spec)
                 totals = self._zeros[key]
@@ -161,7 +212,8 @@ def train(
       start_totals: the metric totals of the epoch `start` is in, so far.
       checkpoints: when to save and whether to stop (`checkpoint.Schedule`).
       callbacks: `jaxdl.callbacks` objects, called every N steps and after
-        every evaluation; they may stop the run or change its state.
+        every evaluation (after every epoch when there is no `eval_data`);
+        they may stop the run or change its state.
       stop_on_nan: raise `NonFiniteLoss` (naming the step) as soon as the
         loss is seen to be nan or inf: at the end of each epoch, and before
         any checkpoint, so that none holds non-finite parameters.
@@ -217,10 +269,12 @@ def train(
             "steps_per_second": steps_per_epoch / max(seconds - compiling, 1e-9),
         }
         control = Control(state)
-        if eval_data is not None and (epoch % eval_every_epochs == 0 or epoch == epochs):
+        evaluated = eval_data is not None and (epoch % eval_every_epochs == 0 or epoch == epochs)
+        if evaluated:
             record.update({f"eval_{k}": v for k, v in ensemble.summarise(evaluator(state, eval_data)).items()})
             if report is not None:
                 record.update({f"eval_{k}": v for k, v in (report(state, epoch * steps_per_epoch) or {}).items()})
+        if evaluated or eval_data is None:  # with nothing to evaluate on, the callbacks see every epoch's train figures
             for callback in callbacks:
                 callback.on_eval(control, record)
         history.records.append(record)

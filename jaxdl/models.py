@@ -234,6 +234,11 @@ def check_mlp(model: MLP, *, prefix: str = "model") -> None:
     Raises:
       InputError: for a bad width, activation, output or dropout rate.
     """
+    if not isinstance(model.hidden, (tuple, list)):
+        raise InputError(
+            f"{prefix}.hidden={model.hidden!r}: expected a sequence of layer widths, e.g. (12, 8), or "
+            f"({model.hidden!r},) for one hidden layer"
+        )
     if not all(isinstance(w, int) and not isinstance(w, bool) and w > 0 for w in model.hidden):
         raise InputError(
             f"{prefix}.hidden={tuple(model.hidden)!r}: expected positive integer layer widths, e.g. (12, 8)"

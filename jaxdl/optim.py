@@ -34,33 +34,41 @@ DEFAULTS = {
 }
 
 
-def _positive(cfg: Mapping, key: str, *, allow_zero: bool = False) -> float:
+def _key(key: str, argument: str | None) -> str:
+    """A setting's name in messages: optimizer.learning_rate (a config), or optimizer['learning_rate'] (Python)."""
+    if argument is None:
+        return f"optimizer.{key}"
+    return argument if key == "name" else f"{argument}[{key!r}]"
+
+
+def _positive(cfg: Mapping, key: str, *, allow_zero: bool = False, argument: str | None = None) -> float:
     value = cfg[key]
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or (value == 0 and not allow_zero):
+    if (isinstance(value, bool) or not isinstance(value, (int, float)) or not value < float("inf") or value < 0
+            or (value == 0 and not allow_zero)):
         bound = ">= 0" if allow_zero else "> 0"
-        raise InputError(f"optimizer.{key}={value!r}: expected a number {bound}")
+        raise InputError(f"{_key(key, argument)}={value!r}: expected a finite number {bound}")
     return float(value)
 
 
-def learning_rate_schedule(cfg: Mapping, *, total_steps: int) -> optax.Schedule | float:
+def learning_rate_schedule(cfg: Mapping, *, total_steps: int, argument: str | None = None) -> optax.Schedule | float:
     """The learning rate as a constant or an optax schedule over `total_steps` updates.
 
     Raises:
       InputError: for an unknown schedule or settings that do not fit the run.
     """
-    lr = _positive(cfg, "learning_rate")
+    lr = _positive(cfg, "learning_rate", argument=argument)
     name = cfg["schedule"]
     if name not in SCHEDULES:
-        raise InputError(f"optimizer.schedule={name!r} is not known; expected one of: {', '.join(SCHEDULES)}")
+        raise InputError(f"{_key('schedule', argument)}={name!r} is not known; expected one of: {', '.join(SCHEDULES)}")
     if name == "constant":
         return lr
-    end = lr * _positive(cfg, "final_lr_fraction", allow_zero=True)
+    end = lr * _positive(cfg, "final_lr_fraction", allow_zero=True, argument=argument)
     if name == "cosine":
         return optax.cosine_decay_schedule(lr, decay_steps=total_steps, alpha=end / lr)
     warmup = cfg["warmup_steps"]
     if not isinstance(warmup, int) or not 0 <= warmup < total_steps:
         raise InputError(
-            f"optimizer.warmup_steps={warmup!r}: expected an integer in [0, {total_steps}) "
+            f"{_key('warmup_steps', argument)}={warmup!r}: expected an integer in [0, {total_steps}) "
             f"(the run has {total_steps} steps)"
         )
     return optax.warmup_cosine_decay_schedule(0.0, lr, warmup_steps=warmup, decay_steps=total_steps, end_value=end)
@@ -96,7 +104,7 @@ def get_scale(opt_state) -> float | None:
 
 
 def build(
-    cfg: Mapping, *, total_steps: int, per_member: bool = False, scalable: bool = False
+    cfg: Mapping, *, total_steps: int, per_member: bool = False, scalable: bool = False, argument: str | None = None
 ) -> optax.GradientTransformation:
     """Builds an optax optimizer from settings (the `optimizer` section of a config).
 
@@ -111,44 +119,48 @@ def build(
         any schedule.
       scalable: keep a learning-rate scale in the state (as for per_member),
         which `multiply_scale` changes: for reduce-on-plateau.
+      argument: how messages name the settings: None for a config
+        ("optimizer.learning_rate"), or a Python argument's name ("optimizer"
+        gives "optimizer['learning_rate']", and "optimizer" for the name).
 
     Raises:
       InputError: for an unknown name or a bad setting, naming it.
     """
     unknown = sorted(set(cfg) - set(DEFAULTS))
     if unknown:
-        raise InputError(f"optimizer settings {unknown} are not known; expected some of: {', '.join(DEFAULTS)}")
+        raise InputError(f"{argument or 'optimizer'} settings {unknown} are not known; expected some of: {', '.join(DEFAULTS)}")
     cfg = {**DEFAULTS, **cfg}
     name = cfg["name"]
     if name not in OPTIMIZERS:
-        raise InputError(f"optimizer.name={name!r} is not a known optimizer; expected one of: {', '.join(OPTIMIZERS)}")
-    lr = learning_rate_schedule(cfg, total_steps=total_steps)
+        raise InputError(f"{_key('name', argument)}={name!r} is not a known optimizer; expected one of: "
+                         f"{', '.join(OPTIMIZERS)} (any case), or pass an optax optimizer")
+    lr = learning_rate_schedule(cfg, total_steps=total_steps, argument=argument)
     if name == "sgd":
-        momentum = 0.9 if cfg["momentum"] is None else _positive(cfg, "momentum", allow_zero=True)
+        momentum = 0.9 if cfg["momentum"] is None else _positive(cfg, "momentum", allow_zero=True, argument=argument)
         tx = optax.sgd(lr, momentum=momentum or None, nesterov=bool(cfg["nesterov"]))
     elif name == "adam":
-        tx = optax.adam(lr, b1=cfg["b1"], b2=cfg["b2"], eps=_positive(cfg, "eps"))
+        tx = optax.adam(lr, b1=cfg["b1"], b2=cfg["b2"], eps=_positive(cfg, "eps", argument=argument))
     elif name == "adamw":
         # mask is a function of the parameters, not a schedule: it stays static.
         adamw = optax.inject_hyperparams(optax.adamw, static_args=("mask",)) if per_member else optax.adamw
         if not isinstance(cfg["decay_biases"], bool):
-            raise InputError(f"optimizer.decay_biases={cfg['decay_biases']!r}: expected true or false")
+            raise InputError(f"{_key('decay_biases', argument)}={cfg['decay_biases']!r}: expected true or false")
         tx = adamw(
-            lr, b1=cfg["b1"], b2=cfg["b2"], eps=_positive(cfg, "eps"),
-            weight_decay=_positive(cfg, "weight_decay", allow_zero=True),
+            lr, b1=cfg["b1"], b2=cfg["b2"], eps=_positive(cfg, "eps", argument=argument),
+            weight_decay=_positive(cfg, "weight_decay", allow_zero=True, argument=argument),
             mask=None if cfg["decay_biases"] else _weights_only,
         )
     else:
         tx = optax.rmsprop(
-            lr, decay=cfg["decay"], eps=_positive(cfg, "eps"),
-            momentum=None if cfg["momentum"] is None else _positive(cfg, "momentum", allow_zero=True) or None,
+            lr, decay=cfg["decay"], eps=_positive(cfg, "eps", argument=argument),
+            momentum=None if cfg["momentum"] is None else _positive(cfg, "momentum", allow_zero=True, argument=argument) or None,
         )
     if per_member or scalable:
         tx = optax.chain(tx, optax.inject_hyperparams(optax.scale)(step_size=1.0))
-    clip = _positive(cfg, "grad_clip_norm", allow_zero=True)
+    clip = _positive(cfg, "grad_clip_norm", allow_zero=True, argument=argument)
     tx = optax.chain(optax.clip_by_global_norm(clip), tx) if clip else tx
     if not isinstance(cfg["flatten"], bool):
-        raise InputError(f"optimizer.flatten={cfg['flatten']!r}: expected true or false")
+        raise InputError(f"{_key('flatten', argument)}={cfg['flatten']!r}: expected true or false")
     return optax.flatten(tx) if cfg["flatten"] else tx
 
 

@@ -16,11 +16,11 @@ import jax
 import ml_collections
 import numpy as np
 
-from jaxdl import checkpoint, data, ensemble, feed, optim, parallel, state as state_lib, tasks
+from jaxdl import checkpoint, data, ensemble, feed, metrics, optim, parallel, saving, state as state_lib, tasks
 from jaxdl.version import __version__
 from jaxdl import callbacks as callbacks_lib, config as config_lib, task as task_lib, workdir as workdir_lib
 from jaxdl.errors import InputError
-from jaxdl.loop import Evaluator, History, train, zero_totals
+from jaxdl.loop import Evaluator, History, train
 from jaxdl.writers import JsonLinesWriter, PlotWriter, Progress, ReportWriter, TensorBoardWriter, write_bytes, write_json
 
 @dataclasses.dataclass(frozen=True)
@@ -44,7 +44,7 @@ class Setup:
 
 
 def member_hyperparams(
-    optimizer: dict, size: int, *, learning_rate=(), weight_decay=(), argument: str = "ensemble"
+    optimizer: dict, size: int, *, learning_rate=(), weight_decay=(), names: dict | None = None
 ) -> dict:
     """Checks per-member learning rates and weight decays; returns them as `ensemble.set_hyperparams` takes them.
 
@@ -52,20 +52,26 @@ def member_hyperparams(
       InputError: for a list whose length is not the ensemble's size, a value
         that is not a positive number, or weight decays without adamw.
     """
+    names = names or {}
+
+    def n(key: str) -> str:
+        return names.get(key, key)
+
     values = {}
     for name, given in (("learning_rate", learning_rate), ("weight_decay", weight_decay)):
         given = tuple(given or ())
         if not given:
             continue
+        key = n(f"ensemble.{name}")
         if size < 2:
-            raise InputError(f"{argument}.{name} gives per-member values, but the ensemble has size {size}; set its size")
+            raise InputError(f"{key} gives per-member values, but {n('ensemble.size')}={size}; set the ensemble's size")
         if len(given) != size:
-            raise InputError(f"{argument}.{name} has {len(given)} values; expected one per member ({size})")
+            raise InputError(f"{key} has {len(given)} values; expected one per member ({size})")
         for value in given:
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or (value == 0 and name == "learning_rate"):
-                raise InputError(f"{argument}.{name}={given!r}: expected numbers {'> 0' if name == 'learning_rate' else '>= 0'}")
+                raise InputError(f"{key}={given!r}: expected numbers {'> 0' if name == 'learning_rate' else '>= 0'}")
         if name == "weight_decay" and optimizer.get("name") != "adamw":
-            raise InputError(f"{argument}.weight_decay needs optimizer.name='adamw', not {optimizer.get('name')!r}")
+            raise InputError(f"{key} needs {n('optimizer.name')}='adamw', not {optimizer.get('name')!r}")
         base = float(optimizer.get("learning_rate", optim.DEFAULTS["learning_rate"]))
         values[ensemble.MEMBER_HYPERPARAMS[name]] = np.asarray(given, np.float32) / (base if name == "learning_rate" else 1.0)
     return values
@@ -86,16 +92,20 @@ def setup(cfg: ml_collections.ConfigDict) -> Setup:
     return finish_setup(cfg, built)
 
 
-def finish_setup(cfg: ml_collections.ConfigDict, built: tasks.Built, *, batch_argument: str = "train.batch_size") -> Setup:
-    """A checked `Setup` of a built task: steps per epoch, per-member hyperparameters and the strategy (`fit` too)."""
+def finish_setup(cfg: ml_collections.ConfigDict, built: tasks.Built, *, names: dict | None = None) -> Setup:
+    """A checked `Setup` of a built task: steps per epoch, per-member hyperparameters and the strategy (`fit` too).
+
+    `names`: what messages call the config's keys (`jaxdl.fit` names its own arguments).
+    """
+    names = names or {}
     steps = tasks.steps_per_epoch(cfg, len(built.splits.train))
     size = cfg.ensemble.size
     hyperparams = member_hyperparams(
         {**optim.DEFAULTS, **cfg.optimizer.to_dict()}, size, learning_rate=cfg.ensemble.learning_rate,
-        weight_decay=cfg.ensemble.weight_decay,
+        weight_decay=cfg.ensemble.weight_decay, names=names,
     )
     strategy, note = parallel.choose(cfg.parallel, batch_size=cfg.train.batch_size, members=size, fsdp=cfg.mesh.fsdp,
-                                     batch_argument=batch_argument)
+                                     batch_argument=names.get("train.batch_size", "train.batch_size"))
     schedule = None
     if cfg.optimizer.name in optim.OPTIMIZERS:
         schedule = optim.learning_rate_schedule({**optim.DEFAULTS, **cfg.optimizer.to_dict()},
@@ -203,7 +213,7 @@ def execute(
       (final state, history, summary).
     """
     start = time.perf_counter() if start is None else start
-    compiled_before = parallel.compile_seconds()
+    compiled_before, checked_before = parallel.compile_seconds(), parallel.check_seconds()
     task, splits, strategy = run.task, run.splits, run.strategy
     writes = workdir is not None and _writes_files()
     if cfg.compile_cache != "off":
@@ -211,9 +221,12 @@ def execute(
         parallel.enable_compilation_cache(parallel.default_compilation_cache_dir() if auto else cfg.compile_cache)
 
     # Every check that needs only shapes, before anything is written or compiled.
+    all_callbacks = callbacks_lib.from_config(cfg.callbacks) + list(callbacks)
+    eval_data = splits.validation if splits.validation is not None else splits.test  # None: no evaluation
+    callbacks_lib.check_usable(all_callbacks, evaluates=eval_data is not None)
     example = example_batch(splits, cfg.train.batch_size)
     abstract = jax.tree.map(lambda a: jax.ShapeDtypeStruct(np.shape(a), np.asarray(a).dtype), example)
-    task_lib.check(task, abstract, argument=f"task {type(task).__name__}")
+    _, train_totals = task_lib.check(task, abstract, argument=f"task {type(task).__name__}")
     train_step = task_lib.checked_train_step(task)
     members_step = jax.vmap(train_step) if strategy.members else train_step
     if strategy.kind == "pmap":
@@ -242,9 +255,14 @@ def execute(
     else:
         initial = parallel.place_state(strategy, initial)
     progress.message(run.built.description)
-    member_batch = jax.tree.map(
-        lambda a: jax.ShapeDtypeStruct((strategy.members, *a.shape), a.dtype), abstract) if strategy.members else abstract
-    zeros = zero_totals(members_step, initial, member_batch)
+    one_initial = ensemble.member(initial, 0) if strategy.members else initial
+    if writes and saving.describes(one_initial):  # what jaxdl.load needs besides the weights: no training data
+        write_json(os.path.join(workdir, saving.SPEC), saving.spec(initial))
+    # The checked step's empty totals: the task's, and the first non-finite step (see task.checked_train_step).
+    spec = {**train_totals, metrics.NONFINITE: jax.ShapeDtypeStruct((), np.int32)}
+    if strategy.members:
+        spec = {k: jax.ShapeDtypeStruct((strategy.members, *v.shape), v.dtype) for k, v in spec.items()}
+    zeros = metrics.zeros_like(spec)
     select = select_metric(cfg.ensemble.select, run.built)
     checkpointer = None
     if workdir is not None and cfg.checkpoint.enabled:
@@ -252,8 +270,7 @@ def execute(
             workdir, keep=cfg.checkpoint.keep, keep_best=cfg.checkpoint.keep_best,
             best_metric=select_metric(cfg.checkpoint.best_metric, run.built), async_save=cfg.checkpoint.async_save,
         )
-    position, start_totals = checkpoint.Position(), None
-    all_callbacks = callbacks_lib.from_config(cfg.callbacks) + list(callbacks)
+    position, start_totals, earlier = checkpoint.Position(), None, []
     if resume and checkpointer is not None:
         restored = checkpointer.restore_latest(initial, zeros, callbacks=all_callbacks)
         if restored is None:
@@ -269,6 +286,7 @@ def execute(
             )
             if writes:
                 workdir_lib.keep_records_until(workdir, done)
+            earlier = workdir_lib.epoch_records(workdir, until_step=done)
 
     shard_index, shard_count = parallel.process_shard()
     slow = cfg.train.steps_per_call == "auto" and parallel.loops_are_slow(
@@ -333,7 +351,6 @@ def execute(
                 plotter.request()  # redrawn in the background, at most every few seconds
 
     train_start = time.perf_counter()
-    eval_data = splits.validation if splits.validation is not None else splits.test  # None: no evaluation
     final, history = initial, History()
     try:
         with checkpoint.StopSignals() as signals:
@@ -351,9 +368,10 @@ def execute(
                 on_epoch=log, start=position, start_totals=start_totals, checkpoints=schedule,
                 callbacks=all_callbacks + window_logging, stop_on_nan=cfg.train.stop_on_nan,
             )
+        whole = History(earlier + history.records, stopped_at=history.stopped_at, stop_reason=history.stop_reason)
         if history.stopped_at is not None:
             progress.message(f"stopped at step {history.stopped_at} on request; its checkpoint is saved")
-            return final, history, {"stopped_at": history.stopped_at, "epochs": cfg.train.epochs, "workdir": workdir}
+            return final, whole, {"stopped_at": history.stopped_at, "epochs": cfg.train.epochs, "workdir": workdir}
         if history.records:
             last = history.last
         else:  # a finished run, rerun: train figures from its log, evaluated anew
@@ -386,6 +404,7 @@ def execute(
         "stop_reason": history.stop_reason or next((c.reason for c in all_callbacks if c.reason), None),
         "wall_seconds": time.perf_counter() - start,
         "compile_seconds": parallel.compile_seconds() - compiled_before,
+        "check_seconds": parallel.check_seconds() - checked_before,  # abstract tracing for the checks before training
         # From the start of the run (data, checks, initialisation) to the end of the first
         # epoch's training, which is the first compiled call when an epoch is fused.
         "first_epoch_seconds": train_start - start + history.records[0]["epoch_seconds"] if history.records else None,
@@ -422,7 +441,9 @@ def execute(
         summary["headline"] = run.built.headline(summary)
     if writes:
         write_json(os.path.join(workdir, "summary.json"), summary)
-    return final, history, summary
+    if whole.stop_reason is None:
+        whole.stop_reason = summary["stop_reason"]
+    return final, whole, summary
 
 
 def _last_from_records(workdir: str, final) -> dict:

@@ -34,6 +34,11 @@ class TrainState(struct.PyTreeNode):
       ema_params: an exponential moving average of the parameters, which
         evaluation and prediction use; None when `ema_decay` is 0.
       ema_decay: the average's decay per step (static).
+      inputs: how raw features become the model's inputs (static): the
+        training data's scaling (`jaxdl.data.transforms.Inputs`), which
+        `predict` and `evaluate` apply to raw rows; None: the model takes
+        the features as given.
+      class_names: the classes' names, when the data has them (static).
     """
 
     step: jax.Array
@@ -47,6 +52,8 @@ class TrainState(struct.PyTreeNode):
     input_shape: tuple[int, ...] = struct.field(pytree_node=False, default=())
     ema_params: Any = None
     ema_decay: float = struct.field(pytree_node=False, default=0.0)
+    inputs: Any = struct.field(pytree_node=False, default=None)
+    class_names: tuple[str, ...] = struct.field(pytree_node=False, default=())
 
     def apply_gradients(self, grads: Any, model_state: dict) -> "TrainState":
         """One optimizer update: the new state after applying `grads` (and the average, if kept)."""

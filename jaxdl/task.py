@@ -24,13 +24,14 @@ device, under pmap or a mesh (with FSDP), as a vmapped ensemble, fused with
 `lax.scan`, checkpointed and resumed exactly.
 """
 
+import weakref
 from collections.abc import Callable
 from typing import Any
 
 import jax
 import numpy as np
 
-from jaxdl import metrics
+from jaxdl import compile_time, metrics
 from jaxdl.errors import InputError
 
 State = Any
@@ -94,9 +95,22 @@ def step_of(state: State):
         ) from None
 
 
+_ABSTRACT_STATES = weakref.WeakKeyDictionary()  # task -> its abstract state: traced once per task, not per check
+
+
 def abstract_state(task: Task) -> State:
     """The task's initial state as shapes and dtypes (`jax.eval_shape`: nothing is computed or compiled)."""
-    return jax.eval_shape(lambda: task.init(jax.random.PRNGKey(0)))
+    try:
+        return _ABSTRACT_STATES[task]
+    except (KeyError, TypeError):  # TypeError: a task that cannot be weakly referenced or hashed is traced each time
+        pass
+    with compile_time.checking():
+        state = jax.eval_shape(lambda: task.init(jax.random.PRNGKey(0)))
+    try:
+        _ABSTRACT_STATES[task] = state
+    except TypeError:
+        pass
+    return state
 
 
 def _shapes(tree) -> dict[str, tuple]:
@@ -123,6 +137,11 @@ def check(task: Task, batch: Batch, *, eval_batch: Batch | None = None, argument
         totals that are not a flat dict of arrays; when a step fails to trace
         (the error is named with the step).
     """
+    with compile_time.checking():
+        return _check(task, batch, eval_batch=eval_batch, argument=argument)
+
+
+def _check(task: Task, batch: Batch, *, eval_batch: Batch | None = None, argument: str = "task") -> tuple[State, dict]:
     name = type(task).__name__
     try:
         state = abstract_state(task)

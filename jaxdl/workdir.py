@@ -9,7 +9,7 @@ from jaxdl.checkpoint import DIRECTORY as CHECKPOINTS
 from jaxdl.errors import InputError
 
 RUN_FILES = (
-    "config.json", "metrics.jsonl", "summary.json", "scaler.json", "best_member.msgpack", "manifest.json", "samples.txt",
+    "config.json", "model.json", "metrics.jsonl", "summary.json", "scaler.json", "best_member.msgpack", "manifest.json", "samples.txt",
 )
 
 
@@ -21,7 +21,12 @@ def has_checkpoints(workdir: str) -> bool:
     return any(name.isdigit() and os.path.isdir(os.path.join(directory, name)) for name in os.listdir(directory))
 
 
-def inspect(workdir: str, current: dict, *, overwrite: bool = False) -> bool:
+# How messages name the workdir and the two ways out, for the command line and for `jaxdl.fit`.
+_WORDS = {False: ("--workdir", "pass --overwrite", "pass --force"),
+          True: ("workdir", "pass overwrite=True", "pass force=True")}
+
+
+def inspect(workdir: str, current: dict, *, overwrite: bool = False, python: bool = False) -> bool:
     """Decides what a run does with its workdir: True to resume from its checkpoints, False to start.
 
     A run that was stopped before its first checkpoint starts again from
@@ -31,8 +36,9 @@ def inspect(workdir: str, current: dict, *, overwrite: bool = False) -> bool:
       InputError: when the workdir is a file, or holds a finished run
         without checkpoints, or another run's files, and `overwrite` is False.
     """
+    name, overwrite_it, _ = _WORDS[python]
     if os.path.exists(workdir) and not os.path.isdir(workdir):
-        raise InputError(f"--workdir={workdir!r} is a file; expected a directory")
+        raise InputError(f"{name}={workdir!r} is a file; expected a directory")
     if overwrite:
         return False
     if has_checkpoints(workdir):
@@ -45,8 +51,8 @@ def inspect(workdir: str, current: dict, *, overwrite: bool = False) -> bool:
     if unfinished and saved is not None and not config_lib.result_changes(saved, current):
         return False  # the same run, stopped before it saved anything: run it again from the start
     raise InputError(
-        f"--workdir={workdir!r} already holds a run ({', '.join(existing)}) with no checkpoint to resume from; "
-        "choose another workdir, or pass --overwrite to replace it"
+        f"{name}={workdir!r} already holds a run ({', '.join(existing)}) with no checkpoint to resume from; "
+        f"choose another workdir, or {overwrite_it} to replace it"
     )
 
 
@@ -59,7 +65,7 @@ def stored_config(workdir: str) -> dict | None:
         return json.load(f)
 
 
-def check_resumable(workdir: str, current: dict, *, force: bool = False) -> list[str]:
+def check_resumable(workdir: str, current: dict, *, force: bool = False, python: bool = False) -> list[str]:
     """Refuses to resume with a config that would change the run's result, unless `force`.
 
     Returns:
@@ -73,11 +79,13 @@ def check_resumable(workdir: str, current: dict, *, force: bool = False) -> list
         return []
     changes = [f"{key}: {old!r} -> {new!r}" for key, old, new in config_lib.result_changes(saved, current)]
     if changes and not force:
+        name, overwrite_it, force_it = _WORDS[python]
+        what = "arguments" if python else "config"
         raise InputError(
-            f"--workdir={workdir!r} holds a run whose config differs in keys that change the result:\n  "
+            f"{name}={workdir!r} holds a run whose {what} {'differ' if python else 'differs'} in settings that change the result:\n  "
             + "\n  ".join(changes)
-            + "\nrerun with the saved config to resume, pass --force to resume with these changes anyway, "
-            "or --overwrite to start over"
+            + f"\nrerun with the saved {what} to resume, {force_it} to resume with these changes anyway, "
+            f"or {overwrite_it} to start over"
         )
     return changes
 
@@ -117,3 +125,26 @@ def keep_records_until(workdir: str, step: int) -> None:
         for record in kept:
             f.write(json.dumps(record, sort_keys=True) + "\n")
     os.replace(tmp, path)
+
+
+def epoch_records(workdir: str, *, until_step: int) -> list[dict]:
+    """The per-epoch records of `metrics.jsonl` up to global `until_step`, as `History` holds them.
+
+    A "train" record's figures become `train_<name>`, an evaluation's (during
+    training) `eval_<name>`; a resumed run's history begins with these.
+    """
+    timing = ("epoch_seconds", "compile_seconds", "steps_per_second", "lr_scale")
+    by_epoch: dict[int, dict] = {}
+    kept = [r for r in records(workdir) if r.get("step", 0) <= until_step]
+    # With a validation split, the evaluations during training are its; the test split is evaluated at the end.
+    during = "validation" if any(r.get("split") == "validation" for r in kept) else "test"
+    for record in kept:
+        if record.get("type") == "eval" and record.get("split") != during:
+            continue
+        epoch = by_epoch.setdefault(record["epoch"], {"epoch": record["epoch"], "step": record["step"]})
+        prefix = "train_" if record.get("type") == "train" else "eval_"
+        for key, value in record.items():
+            if key in ("type", "split", "epoch", "step"):
+                continue
+            epoch[key if key in timing else prefix + key] = value
+    return [by_epoch[e] for e in sorted(by_epoch)]

@@ -1,8 +1,10 @@
 import numpy as np
+import optax
 import pytest
 
 import jaxdl
 from jaxdl.errors import InputError
+from jaxdl.loop import History
 
 
 def test_fit_on_arrays_learns_and_returns_history(blobs):
@@ -46,6 +48,15 @@ def test_fit_with_optimizer_settings_and_same_seed_same_params(blobs):
         ({"batch_size": 0}, "batch_size=0: expected an integer >= 1"),
         ({"batch_size": 201}, r"batch_size=201 is larger than the dataset \(200 examples\)"),
         ({"optimizer": "adagrad"}, "optimizer='adagrad' is not a known optimizer; expected one of"),
+        ({"optimizer": {"name": "Adam", "learning_rate": float("nan")}}, r"optimizer\['learning_rate'\]=nan: expected a finite"),
+        ({"optimizer": optax.constant_schedule}, "optimizer: the function given returned a function; expected an optax "
+         "GradientTransformation"),
+        ({"callbacks": [jaxdl.EarlyStopping("eval_loss")]}, r"EarlyStopping\(metric='eval_loss'\) watches an evaluation "
+         "figure, but this run has no validation data"),
+        ({"validation_split": 1.5}, r"validation_split=1.5: expected a fraction in \[0, 1\)"),
+        ({"scaling": "zscore"}, "scaling='zscore': expected one of: standard, minmax, none"),
+        ({"pipeline": "gpu"}, "pipeline='gpu' is not known"),
+        ({"ensemble": 2, "ensemble_learning_rates": (0.1,)}, "ensemble_learning_rates has 1 values; expected one per member"),
         ({"loss": "hinge"}, "loss='hinge' is not a known loss; expected one of"),
         ({"epochs": 0}, "epochs=0: expected an integer >= 1"),
         ({"loss": "categorical_crossentropy"}, r"needs one logit per class, \(examples, classes >= 2\), but model MLP returns shape \(4, 1\)"),
@@ -62,11 +73,11 @@ def test_fit_rejects_bad_arguments_before_compiling(blobs, compiles, kwargs, mes
 def test_fit_rejects_bad_data(blobs, compiles):
     x, y = blobs
     before = compiles.count
-    with pytest.raises(InputError, match=r"train_data features have shape \(200, 4\).*expects input_dim=8"):
+    with pytest.raises(InputError, match=r"x features have shape \(200, 4\).*expects input_dim=8"):
         jaxdl.fit(jaxdl.MLP(input_dim=8), (x, y), verbose=False)
-    with pytest.raises(InputError, match=r"train_data labels outside the classes: row \d+ has label 2"):
+    with pytest.raises(InputError, match=r"y labels outside the classes: row \d+ has label 2"):
         jaxdl.fit(jaxdl.MLP(), (x, y * 2), verbose=False)
-    with pytest.raises(InputError, match=r"model MLP returns 10 logits per example, but train_data labels go up to 10"):
+    with pytest.raises(InputError, match=r"model MLP returns 10 logits per example, but y labels go up to 10"):
         jaxdl.fit(jaxdl.MLP(num_outputs=10, output_activation="softmax"), (x, np.full(200, 10)),
                   loss="categorical_crossentropy", verbose=False)
     with pytest.raises(InputError, match="dataset 'iris_typo' is not known"):
@@ -79,5 +90,42 @@ def test_predict_and_evaluate_check_the_feature_width(blobs):
     state, _ = jaxdl.fit(jaxdl.MLP(hidden=(4,)), (x, y), epochs=1, batch_size=50, verbose=False)
     with pytest.raises(InputError, match=r"x have shape \(3,\) per example, but the model was trained on \(4,\)"):
         jaxdl.predict(state, x[:, :3])
-    with pytest.raises(InputError, match="data features have shape"):
+    with pytest.raises(InputError, match="x features have shape"):
         jaxdl.evaluate(state, (x[:, :3], y))
+
+
+def test_history_is_a_small_honest_object():
+    records = [{"epoch": 1, "step": 5, "train_loss": 0.5}, {"epoch": 2, "step": 10, "train_loss": 0.25, "eval_loss": 0.375}]
+    history = History(records)
+    assert "eval_loss" in history and "eval_auc" not in history and len(history) == 2
+    assert [record["epoch"] for record in history] == [1, 2] == history.epoch
+    assert history.history == {"epoch": [1, 2], "step": [5, 10], "train_loss": [0.5, 0.25], "eval_loss": [None, 0.375]}
+    assert history["eval_loss"] == [None, 0.375] and history[-1] is history.last is records[1]
+    with pytest.raises(KeyError, match="'eval_acc' is not a figure of this run; it has: epoch, step, train_loss, eval_loss"):
+        history["eval_acc"]
+    assert repr(history) == "History(2 epochs; last: train_loss=0.25, eval_loss=0.375)"
+    long = History([{"epoch": e, "step": e, "train_loss": 1 / e, "eval_accuracy": 0.5} for e in range(1, 151)])
+    assert len(repr(long)) < 100
+    with pytest.raises(IndexError, match="no epoch was trained"):
+        History().last
+
+
+def test_keras_call_shapes_train_the_same_model(blobs):
+    x, y = blobs
+    model = jaxdl.MLP(hidden=(4,))
+
+    def digest(*args, **kwargs):
+        state, _ = jaxdl.fit(model, *args, epochs=2, batch_size=20, verbose=False, **kwargs)
+        return jaxdl.params_sha256(state.params)
+
+    pair = digest((x, y))
+    assert digest(x, y) == digest(x=x, y=y) == pair
+    assert digest(x, y, optimizer="Adam") == digest(x, y, optimizer=optax.adam) == digest(x, y, optimizer=optax.adam(1e-3)) == pair
+    assert digest(x, y, validation_split=0.25) == digest(x[:150], y[:150], validation_data=(x[150:], y[150:]))
+    calls = []  # a plain function is a hook; with no validation data it sees every epoch
+    jaxdl.fit(model, x, y, epochs=2, batch_size=20, verbose=False, callbacks=[lambda state, step, figures: calls.append(step)])
+    assert calls == [10, 20]
+    with pytest.raises(InputError, match=r"MLP.hidden=8: expected a sequence of layer widths, e.g. \(12, 8\), or \(8,\)"):
+        jaxdl.fit(jaxdl.MLP(hidden=8), x, y, verbose=False)
+    with pytest.raises(InputError, match="y=150: expected the labels, one per row of x; epochs and batch_size are keyword"):
+        jaxdl.fit(model, (x, y), 150)

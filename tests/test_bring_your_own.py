@@ -179,7 +179,7 @@ class FiveOutputs(nn.Module):
 
 def test_a_module_whose_width_does_not_fit_the_labels_fails_before_compiling(digits, compiles):
     before = compiles.count
-    with pytest.raises(InputError, match=r"model FiveOutputs returns 5 logits per example, but train_data labels go up to 9 \(10 classes\)"):
+    with pytest.raises(InputError, match=r"model FiveOutputs returns 5 logits per example, but y labels go up to 9 \(10 classes\)"):
         _fit(FiveOutputs(), digits)
     with pytest.raises(InputError, match=r"needs 1 output unit.*shape \(4, 5\)"):
         _fit(FiveOutputs(), ((digits[0][0], digits[0][1] % 2), None), loss="binary_crossentropy")

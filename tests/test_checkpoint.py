@@ -8,6 +8,8 @@ import sys
 import time
 
 import numpy as np
+
+import jaxdl
 import pytest
 
 from jaxdl import checkpoint, cli, config, run
@@ -248,6 +250,13 @@ def test_cli_eval_and_predict_restore_the_run(tmp_path, capsys):
     assert cli.main(["eval", "--workdir", workdir]) == 0
     assert "the best checkpoint by eval_accuracy" in capsys.readouterr().out
     raw = data.load("breast_cancer", scaling="none").test
+    # In Python: the run's model, loaded without its data, takes raw rows; evaluating them gives `jaxdl eval`'s loss.
+    loaded = jaxdl.load(workdir)
+    figures = jaxdl.evaluate(loaded, raw.x, raw.y)
+    assert figures["loss"] == pytest.approx(summary["eval_loss"], rel=1e-5)
+    assert figures["accuracy"] == summary["eval_accuracy"]
+    scaled = data.load("breast_cancer").test.x
+    np.testing.assert_allclose(jaxdl.predict(loaded, raw.x), jaxdl.predict(loaded, scaled, scaled=True), rtol=1e-5)
     np.savetxt(tmp_path / "new.csv", raw.x[:20], delimiter=",")
     np.save(tmp_path / "new.npy", raw.x[:20])
     assert cli.main(["predict", "--workdir", workdir, "--input", str(tmp_path / "new.csv"), "--latest"]) == 0

@@ -24,7 +24,7 @@ def test_train_writes_the_workdir(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "epoch 3/3" in out and "test accuracy" in out and f"workdir: {workdir}" in out
     assert sorted(os.listdir(workdir)) == [
-        "checkpoints", "config.json", "manifest.json", "metrics.jsonl", "plots", "scaler.json", "summary.json", "tensorboard",
+        "checkpoints", "config.json", "manifest.json", "metrics.jsonl", "model.json", "plots", "scaler.json", "summary.json", "tensorboard",
     ]
     with open(os.path.join(workdir, "config.json")) as f:
         assert json.load(f)["train"]["epochs"] == 3
@@ -39,30 +39,6 @@ def test_train_writes_the_workdir(tmp_path, capsys):
     assert summary["eval_accuracy"] == records[-1]["accuracy"]
     assert 0 < summary["train_seconds"] < summary["wall_seconds"] and summary["compile_seconds"] > 0
     assert summary["steps_per_call"] == 46 and records[0]["compile_seconds"] > records[1]["compile_seconds"]
-
-
-def test_predict_scales_raw_inputs_with_the_runs_scaler(tmp_path):
-    import numpy as np
-    from sklearn.datasets import load_breast_cancer
-
-    import jaxdl
-    from jaxdl import config, run
-
-    workdir = str(tmp_path / "run")
-    assert cli.main(["train", "--workdir", workdir, "--quiet", "--config.train.epochs=20"]) == 0
-    # Rebuild the run's state by training again in-process (checkpoints come with a later issue).
-    cfg = config.default_config()
-    cfg.train.epochs = 20
-    setup = run.setup(cfg)
-    state, _ = jaxdl.fit(setup.task.model.module, (setup.splits.train.x, setup.splits.train.y), epochs=20, batch_size=10,
-                         verbose=False)
-    raw = load_breast_cancer().data.astype(np.float32)
-    from_workdir = jaxdl.predict(state, raw, scaler=workdir)
-    by_hand = jaxdl.predict(state, setup.splits.scaler.transform(raw))
-    np.testing.assert_allclose(from_workdir, by_hand, rtol=1e-6)
-    assert np.mean((from_workdir[:, 0] > 0.5) == load_breast_cancer().target) > 0.95
-    with pytest.raises(jaxdl.InputError, match="no scaler.json there"):
-        jaxdl.predict(state, raw, scaler=str(tmp_path))
 
 
 def test_the_seed_network_reaches_its_target_and_is_reproducible(tmp_path):

@@ -123,7 +123,7 @@ def ensemble_template():
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        ({"ensemble.learning_rate": (1e-3, 1e-2)}, "ensemble.learning_rate gives per-member values, but the ensemble has size 1"),
+        ({"ensemble.learning_rate": (1e-3, 1e-2)}, "ensemble.learning_rate gives per-member values, but ensemble.size=1; set the ensemble's size"),
         ({"ensemble.size": 3, "ensemble.learning_rate": (1e-3, 1e-2)}, "ensemble.learning_rate has 2 values; expected one per member (3)"),
         ({"ensemble.size": 2, "ensemble.weight_decay": (0.0, 0.1)}, "ensemble.weight_decay needs optimizer.name='adamw', not 'adam'"),
         ({"ensemble.size": 2, "ensemble.learning_rate": (1e-3, -1.0)}, "expected numbers > 0"),

@@ -53,7 +53,7 @@ def test_sgd_momentum_defaults_to_0_9():
     "settings, message",
     [
         ({"name": "adagrad"}, "optimizer.name='adagrad' is not a known optimizer; expected one of: adam, adamw, rmsprop, sgd"),
-        ({"name": "adam", "learning_rate": 0}, "optimizer.learning_rate=0: expected a number > 0"),
+        ({"name": "adam", "learning_rate": 0}, "optimizer.learning_rate=0: expected a finite number > 0"),
         ({"name": "adam", "schedule": "step"}, "optimizer.schedule='step' is not known; expected one of: constant, cosine"),
         ({"name": "adam", "schedule": "warmup_cosine", "warmup_steps": 500}, r"warmup_steps=500: expected an integer in \[0, 100\)"),
         ({"name": "adam", "lr": 0.1}, r"optimizer settings \['lr'\] are not known"),

@@ -40,7 +40,7 @@ def test_the_autoencoders_pictures_and_the_language_models_samples_reach_tensorb
     assert cli.main(["eval", "--workdir", autoencoder]) == 0
     assert "test split of digits, 359 examples; loss" in capsys.readouterr().out
     assert cli.main(["predict", "--workdir", autoencoder, "--input", os.path.join(autoencoder, "config.json")]) == 2
-    assert "jaxdl predict maps features to outputs, which supervised runs do" in capsys.readouterr().err
+    assert "is for supervised models' runs; its figures: jaxdl eval" in capsys.readouterr().err
 
     text_file = tmp_path / "text.txt"
     text_file.write_text("the quick brown fox jumps over the lazy dog. " * 60)  # 2,700 characters

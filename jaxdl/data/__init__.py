@@ -9,6 +9,7 @@ from jaxdl.data.batching import check_batch_size, eval_batches
 from jaxdl.data.order import epoch_indices, steps_per_epoch
 from jaxdl.data.pipeline import HostPipeline
 from jaxdl.data.sources import EMBEDDED, DatasetInfo, Splits, load
+from jaxdl.data.transforms import Inputs
 
 __all__ = [
     "EMBEDDED",
@@ -17,6 +18,7 @@ __all__ = [
     "DatasetInfo",
     "Examples",
     "HostPipeline",
+    "Inputs",
     "Scaler",
     "Splits",
     "check_batch_size",

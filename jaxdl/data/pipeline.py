@@ -65,8 +65,8 @@ class HostPipeline:
       seed: with the epoch number, fixes the order of examples.
       shuffle: shuffle each epoch (otherwise the split's order).
       drop_remainder: drop the last partial batch instead of padding it.
-      shard_index, shard_count: this host's shard (`jax.process_index()` of
-        `jax.process_count()` on a multi-host run).
+      shard_index: this host's shard (`jax.process_index()` on a multi-host run).
+      shard_count: the number of shards (`jax.process_count()`).
       transform: applied to every batch on the host.
       workers: worker processes reading batches (0: read in this process,
         with grain's threads). Workers start once per iterator, so iterate

@@ -94,8 +94,10 @@ def load(
         colour_digits), prepared as a TFDS dataset on first use, or any
         prepared TFDS dataset; ignored when `csv_path` is given ("csv" says that one must be).
       data_dir: the TFDS data directory (None: TFDS's default).
-      csv_path, label_column, csv_header, csv_delimiter: a CSV file of numbers
-        (see `csv_source.read`).
+      csv_path: a CSV file of numbers to read instead (see `csv_source.read`).
+      label_column: the CSV's label column: last, first, an index, or a header name.
+      csv_header: whether the CSV's first row is a header: auto, true, false.
+      csv_delimiter: the CSV's field separator.
       test_fraction: the part held out for testing when the dataset has no
         test split of its own.
       validation_fraction: the part of the training split held out for

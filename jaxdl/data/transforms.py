@@ -66,3 +66,46 @@ class Chain:
         for transform in self.transforms:
             batch = transform(batch)
         return batch
+
+
+@dataclasses.dataclass(frozen=True)
+class Inputs:
+    """How raw features become a model's inputs: the training split's fitted scaling, or images' pixel scaling.
+
+    A trained state carries it (`TrainState.inputs`), so that `predict` and
+    `evaluate` take raw rows, as the training data was before it was scaled.
+    Hashable (a static field of the state): the scaling is kept as tuples.
+    """
+
+    kind: str  # "scaler" or "images"
+    offset: tuple = ()  # scaler: (x - offset) / scale, per feature
+    scale: tuple = ()
+    scaling: str = ""  # the scaler's kind: standard, minmax
+    mean: tuple = ()  # images: x / 255, then (x - mean) / std per channel
+    std: tuple = ()
+
+    @classmethod
+    def of(cls, scaler: Scaler | None, transform: "Chain | None") -> "Inputs | None":
+        """The raw-input preparation of a dataset's splits (`data.Splits`), or None when raw is what the model takes."""
+        if scaler is not None:
+            return cls("scaler", tuple(scaler.offset.ravel().tolist()), tuple(scaler.scale.ravel().tolist()),
+                       scaling=scaler.kind)
+        for step in getattr(transform, "transforms", ()):
+            if isinstance(step, NormalizeImages):
+                return cls("images", mean=tuple(step.mean), std=tuple(step.std))
+        return None
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """Raw features (N, ...) as the model's inputs."""
+        if self.kind == "images":
+            return NormalizeImages(self.mean, self.std)({"x": x})["x"]
+        offset = np.asarray(self.offset, np.float32).reshape(np.shape(x)[1:])
+        scale = np.asarray(self.scale, np.float32).reshape(np.shape(x)[1:])
+        return ((np.asarray(x, np.float32) - offset) / scale).astype(np.float32)
+
+    def to_dict(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "Inputs":
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})

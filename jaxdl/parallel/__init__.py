@@ -25,9 +25,9 @@ from jaxdl.parallel.compiled import (
     sorts_are_slow,
     to_device,
 )
+from jaxdl.compile_time import check_seconds, checking, compile_seconds
 from jaxdl.parallel.runtime import (
     all_finite,
-    compile_seconds,
     default_compilation_cache_dir,
     device_summary,
     enable_compilation_cache,
@@ -60,6 +60,8 @@ __all__ = [
     "compile_predict_step",
     "compile_resident_epoch",
     "compile_resident_train_steps",
+    "check_seconds",
+    "checking",
     "compile_seconds",
     "compile_train_step",
     "compile_train_steps",

@@ -27,10 +27,11 @@ def init_state(init: Callable, seed: int, members: int = 0):
     Run op by op, initialisation compiles each of its dozens of small
     operations separately (about 1.5 s for the tutorial's network on a CPU).
     """
+    # The seed is an argument of the one program (not a constant in it): every seed reuses the same program.
     if not members:
-        return jax.jit(init)(jax.random.PRNGKey(seed))
-    keys = jax.vmap(jax.random.PRNGKey)(np.arange(seed, seed + members, dtype=np.int32))
-    return jax.jit(jax.vmap(init))(keys)
+        return jax.jit(lambda seed: init(jax.random.PRNGKey(seed)))(np.int32(seed))
+    return jax.jit(lambda seeds: jax.vmap(init)(jax.vmap(jax.random.PRNGKey)(seeds)))(
+        np.arange(seed, seed + members, dtype=np.int32))
 
 
 def _compile(strategy: Strategy, fn: Callable, *, data_axes: tuple, static_argnums: tuple = ()) -> Callable:

@@ -96,29 +96,6 @@ def fetch(tree):
     return jax.tree.map(np.asarray, jax.device_get(local(tree)))
 
 
-# Tracing, lowering and compiling (or fetching from the persistent cache): what a
-# compile costs. Summed process-wide by a listener registered once, at import.
-_COMPILE_EVENTS = frozenset({
-    "/jax/core/compile/jaxpr_trace_duration",
-    "/jax/core/compile/jaxpr_to_mlir_module_duration",
-    "/jax/core/compile/backend_compile_duration",
-})
-_compile_total = [0.0]
-
-
-def _on_duration(name: str, seconds: float, **kwargs) -> None:
-    if name in _COMPILE_EVENTS:
-        _compile_total[0] += seconds
-
-
-jax.monitoring.register_event_duration_secs_listener(_on_duration)
-
-
-def compile_seconds() -> float:
-    """Seconds this process has spent compiling so far; take differences to time a stretch of work."""
-    return _compile_total[0]
-
-
 def default_compilation_cache_dir() -> str:
     """The per-user cache of compiled programs: $XDG_CACHE_HOME/jaxdl/jax, or ~/.cache/jaxdl/jax."""
     return os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "jaxdl", "jax")

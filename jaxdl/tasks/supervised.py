@@ -43,6 +43,9 @@ class Supervised(Task):
         parameters, gradients and updates stay float32.
       ema_decay: > 0: keep an exponential moving average of the parameters
         for evaluation and prediction.
+      inputs: how raw features become the model's inputs
+        (`data.transforms.Inputs`), kept in the state for `predict`.
+      class_names: the classes' names, kept in the state.
     """
 
     name = "supervised"
@@ -60,6 +63,8 @@ class Supervised(Task):
         accumulate: int = 1,
         compute_dtype=None,
         ema_decay: float = 0.0,
+        inputs=None,
+        class_names: tuple[str, ...] = (),
         description: str = "",
     ):
         self.model, self.loss, self.tx = model, loss, tx
@@ -67,6 +72,8 @@ class Supervised(Task):
         self.extra_metrics = dict(extra_metrics or {})
         self.privacy, self.accumulate, self.compute_dtype = privacy, accumulate, compute_dtype
         self.ema_decay = float(ema_decay)
+        self.inputs, self.class_names = inputs, tuple(class_names)
+        self._outputs = {}  # abstract outputs by abstract input, for `check`
         self.head = activations.get(loss.head or "identity")
         self._description = description
 
@@ -89,6 +96,8 @@ class Supervised(Task):
             input_shape=self.input_shape,
             ema_params=jax.tree.map(jnp.copy, params) if self.ema_decay else None,
             ema_decay=self.ema_decay,
+            inputs=self.inputs,
+            class_names=self.class_names,
         )
 
     def train_step(self, state: TrainState, batch: Batch) -> tuple[TrainState, dict]:
@@ -238,8 +247,11 @@ class Supervised(Task):
         x = jax.ShapeDtypeStruct((batch, *x_shape[1:]), self.input_dtype)
         labels = jax.ShapeDtypeStruct((batch, *np.shape(y)[1:]), np.asarray(y).dtype)
         try:
-            variables = jax.eval_shape(lambda x: self.model.init(jax.random.PRNGKey(0), x), x)
-            logits, _ = jax.eval_shape(lambda v, x: self.model.apply(v, x, train=False), variables, x)
+            if x not in self._outputs:  # traced once per input shape (the train and validation splits share it)
+                with parallel.checking():
+                    variables = jax.eval_shape(lambda x: self.model.init(jax.random.PRNGKey(0), x), x)
+                    self._outputs[x] = jax.eval_shape(lambda v, x: self.model.apply(v, x, train=False), variables, x)[0]
+            logits = self._outputs[x]
         except InputError:
             raise
         except Exception as err:  # noqa: BLE001 -- the user's model: say where it failed
@@ -282,7 +294,8 @@ class Supervised(Task):
                 raise InputError(f"{argument} targets have shape {tuple(np.shape(y)[1:])} per example, but model "
                                  f"{self.model.name} returns {shape[1:]}; expected the same number of outputs")
         try:
-            per_example = jax.eval_shape(lambda z, t: self.loss.per_example(z, t, self.head), logits, labels)
+            with parallel.checking():
+                per_example = jax.eval_shape(lambda z, t: self.loss.per_example(z, t, self.head), logits, labels)
         except Exception as err:  # noqa: BLE001 -- the user's loss
             raise InputError(f"loss {self.loss.name!r} fails on outputs {shape} and labels {tuple(labels.shape)}: "
                              f"{type(err).__name__}: {err}") from err
@@ -431,6 +444,7 @@ def build(cfg):
     task = Supervised(
         modules.wrap(module), loss, tx, input_shape=info.feature_shape, privacy=privacy,
         accumulate=options["accumulate"], compute_dtype=options["compute_dtype"], ema_decay=options["ema_decay"],
+        inputs=data.Inputs.of(splits.scaler, splits.transform), class_names=info.class_names,
         description=f"{type(module).__name__} {widths}",
     )
     tasks_lib = tasks
