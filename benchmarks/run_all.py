@@ -12,7 +12,7 @@ import subprocess
 import sys
 
 SCRIPTS = (
-    "seed_workload.py", "cnn_throughput.py", "startup.py", "pipeline_throughput.py",
+    "seed_workload.py", "cnn_throughput.py", "startup.py", "fit_compile.py", "pipeline_throughput.py",
     "ensemble_scaling.py", "per_example_grads.py", "data_parallel.py", "checkpoint_cost.py",
 )
 
