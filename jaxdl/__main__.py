@@ -1,8 +1,6 @@
 """`python -m jaxdl` is the `jaxdl` command."""
 
-import sys
-
-from jaxdl.cli import main
+from jaxdl.cli import command
 
 if __name__ == "__main__":
-    sys.exit(main())
+    command()

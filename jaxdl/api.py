@@ -14,6 +14,7 @@ same files, checkpoints as it goes, and resumes when called again.
 
 import hashlib
 import json
+import os
 from collections.abc import Callable, Mapping, Sequence
 
 import jax
@@ -291,8 +292,7 @@ def fit(
     """
     for name, value, low in (("epochs", epochs, 1), ("batch_size", batch_size, 1), ("ensemble", ensemble, 1),
                              ("seed", seed, 0), ("grad_accum_steps", grad_accum_steps, 1), ("fsdp", fsdp, 1)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise InputError(f"{name}={value!r}: expected an integer >= {low}")
+        config_lib.check_int(value, name, low)
     for name, value in (("shuffle", shuffle), ("drop_remainder", drop_remainder), ("overwrite", overwrite),
                         ("force", force), ("stop_on_nan", stop_on_nan), ("verbose", verbose)):
         if not isinstance(value, bool):
@@ -379,15 +379,19 @@ def fit(
     initial = None
     if start_from is not None:
         initial = _fine_tuned(setup, start_from, seed=seed)
-    resume, accepted = False, []
-    if workdir is not None:
-        _record(cfg, built, model, loss=loss, metrics=metrics, privacy=privacy, grad_accum_steps=grad_accum_steps,
-                ema_decay=ema_decay, precision=precision, validation_split=validation_split, scaling=scaling,
-                start_from=start_from)
+    if workdir is None:
+        state, history, _ = run.execute(cfg, setup, None, quiet=not verbose, callbacks=callbacks, initial=initial)
+        return state, history
+    if os.path.exists(workdir) and not os.path.isdir(workdir):
+        raise InputError(f"workdir={workdir!r} is a file; expected a directory")
+    _record(cfg, built, model, loss=loss, metrics=metrics, privacy=privacy, grad_accum_steps=grad_accum_steps,
+            ema_decay=ema_decay, precision=precision, validation_split=validation_split, scaling=scaling,
+            start_from=start_from)
+    with run.holding(workdir, python=True):
         resume = workdir_lib.inspect(workdir, cfg.to_dict(), overwrite=overwrite, python=True)
         accepted = workdir_lib.check_resumable(workdir, cfg.to_dict(), force=force, python=True) if resume else []
-    state, history, _ = run.execute(cfg, setup, workdir, resume=resume, accepted_changes=accepted, quiet=not verbose,
-                                    callbacks=callbacks, initial=initial, command=["jaxdl.fit"])
+        state, history, _ = run.execute(cfg, setup, workdir, resume=resume, accepted_changes=accepted,
+                                        quiet=not verbose, callbacks=callbacks, initial=initial, command=["jaxdl.fit"])
     return state, history
 
 

@@ -20,6 +20,8 @@ key path and both shapes.
 
 import contextlib
 import dataclasses
+import hashlib
+import json
 import os
 import signal
 import sys
@@ -38,8 +40,10 @@ from jaxdl import metrics as metrics_lib, parallel
 from jaxdl.callbacks import Callback
 from jaxdl.errors import InputError, NonFiniteError
 from jaxdl.state import TrainState
+from jaxdl.writers import named_os_errors
 
 DIRECTORY = "checkpoints"
+DAMAGED = "damaged-checkpoints"
 
 
 class StructureMismatch(InputError):
@@ -121,6 +125,27 @@ def check_structure(saved: dict[str, tuple], target: dict[str, tuple]) -> None:
             )
 
 
+def check_links(workdir: str) -> None:
+    """Refuses symbolic links where checkpoints are read, moved or deleted: `checkpoints/`, its entries, `damaged-checkpoints`.
+
+    A linked step directory would be restored from wherever it points, and
+    cleaning it up would delete through the link; a linked
+    `damaged-checkpoints` would move checkpoints out of the workdir.
+
+    Raises:
+      InputError: naming the link, where it points, and what to do.
+    """
+    directory = os.path.join(workdir, DIRECTORY)
+    paths = [directory, os.path.join(workdir, DAMAGED)]
+    if os.path.isdir(directory) and not os.path.islink(directory):
+        paths += [os.path.join(directory, name) for name in sorted(os.listdir(directory))]
+    for path in paths:
+        if os.path.islink(path):
+            raise InputError(
+                f"{path} is a symbolic link (to {os.readlink(path)}); jaxdl does not read, move or delete checkpoints "
+                "through links: put the directory itself there (copy it in), or remove the link")
+
+
 @contextlib.contextmanager
 def _quiet_absl(quiet: bool):
     import logging
@@ -162,6 +187,7 @@ class Checkpointer:
                 keep_checkpoints_without_metrics=False,
             ))
         self.best_metric, self.read_only = best_metric, read_only
+        check_links(workdir)
         with _quiet_absl(read_only):  # orbax logs that a read-only manager will not save: that is the point
             self.manager = self._manager(keep_policies, async_save, read_only)
 
@@ -195,19 +221,26 @@ class Checkpointer:
         if kept:
             payload["callbacks"] = kept
         metrics = {k: float(v) for k, v in (metrics or {}).items() if v is not None and np.isfinite(v)} or None
-        meta = {**meta, "position": position.to_dict(), "metrics": metrics, "fingerprint": parallel.fingerprint(payload),
-                "callbacks": [{"kind": type(c).__name__, **c.state_dict()} for c in callbacks]}
         step = int(np.max(parallel.fetch(state.step)))
-        self.manager.save(
-            step,
-            args=ocp.args.Composite(state=ocp.args.StandardSave(payload), meta=ocp.args.JsonSave(meta)),
-            metrics=metrics,
-            force=True,
-        )
+        meta = {**meta, "position": position.to_dict(), "metrics": metrics, "fingerprint": parallel.fingerprint(payload),
+                "callbacks": [{"kind": type(c).__name__, **c.state_dict()} for c in callbacks], "step": step}
+        meta["integrity"] = _integrity(meta)
+        with self._named_errors():
+            self.manager.save(
+                step,
+                args=ocp.args.Composite(state=ocp.args.StandardSave(payload), meta=ocp.args.JsonSave(meta)),
+                metrics=metrics,
+                force=True,
+            )
 
     def wait(self) -> None:
         """Blocks until every save under way is written and committed."""
-        self.manager.wait_until_finished()
+        with self._named_errors():
+            self.manager.wait_until_finished()
+
+    def _named_errors(self):
+        """An OS error of orbax's (a full disk, a read-only one) named by the checkpoints' directory when it has no file."""
+        return named_os_errors(self.directory)
 
     def reached_preemption(self, step: int) -> bool:
         """On a multi-host run, whether the hosts agreed to stop at this step (orbax's preemption sync point)."""
@@ -269,6 +302,12 @@ class Checkpointer:
         payload, meta = restored["state"], restored["meta"]
         if meta is None or parallel.fingerprint(payload) != meta.get("fingerprint"):
             raise DamagedCheckpoint("its arrays do not match the fingerprint saved with them")
+        if "integrity" in meta:  # checkpoints from before jaxdl 0.2 have the arrays' fingerprint only
+            if meta["integrity"] != _integrity(meta):
+                raise DamagedCheckpoint("its position, callbacks' state or other metadata were changed after it was "
+                                        "saved (they do not match the digest saved with them)")
+            if meta.get("step") != step:
+                raise DamagedCheckpoint(f"its metadata is for step {meta.get('step')}, but it is stored as step {step}")
         return payload, meta
 
     def best_step(self) -> int | None:
@@ -305,7 +344,7 @@ class Checkpointer:
 
     def _set_aside(self, step: int) -> str:
         """Moves a damaged checkpoint out of the way (kept for inspection), so that its step can be saved again."""
-        aside = os.path.join(os.path.dirname(self.directory), "damaged-checkpoints", f"{step}-{int(time.time())}")
+        aside = os.path.join(os.path.dirname(self.directory), DAMAGED, f"{step}-{int(time.time())}")
         if jax.process_index() == 0:
             os.makedirs(os.path.dirname(aside), exist_ok=True)
             os.rename(os.path.join(self.directory, str(step)), aside)
@@ -313,8 +352,15 @@ class Checkpointer:
         return aside
 
     def close(self) -> None:
-        self.manager.wait_until_finished()
-        self.manager.close()
+        with self._named_errors():
+            self.manager.wait_until_finished()
+            self.manager.close()
+
+
+def _integrity(meta: dict) -> str:
+    """SHA-256 of a checkpoint's metadata (all of it but this digest), as JSON would read it back."""
+    canonical = json.loads(json.dumps({k: v for k, v in meta.items() if k != "integrity"}))
+    return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
 
 
 def _stateful(callbacks: Sequence) -> list:
@@ -341,17 +387,30 @@ def _restore_callbacks(callbacks: Sequence, saved: list, arrays: dict, state) ->
                                  None if tree is None else from_tree(state, tree))
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C (SIGINT) stopped a run after saving a checkpoint at `step`: rerunning the same command continues it."""
+
+    def __init__(self, step: int, workdir: str | None = None):
+        super().__init__(f"interrupted at step {step}; its checkpoint is saved"
+                         + (f" in {workdir}: run the same command (or fit call) again to continue" if workdir else ""))
+        self.step, self.workdir = step, workdir
+
+
 class StopSignals:
-    """SIGTERM asks a run to stop at its next call boundary; while a checkpoint is written, SIGTERM and SIGINT wait.
+    """SIGTERM, or a first Ctrl-C, asks a run to stop at its next call boundary and save; a second Ctrl-C quits at once.
 
     Used as a context manager around training (in the main thread; elsewhere
-    it does nothing). `requested` turns True on SIGTERM. Inside `protect()`,
-    a SIGINT is held back and raised as KeyboardInterrupt once the block
-    (the save) has finished, and further SIGTERMs change nothing.
+    it does nothing). `requested` turns True on SIGTERM, and on the first
+    SIGINT when `save_on_interrupt` (a run that checkpoints); `interrupted`
+    says it was a SIGINT. Inside `protect()` (a checkpoint being written), a
+    second SIGINT is held back and raised as KeyboardInterrupt once the save
+    has finished, and further SIGTERMs change nothing.
     """
 
-    def __init__(self):
+    def __init__(self, *, save_on_interrupt: bool = False):
         self.requested = False
+        self.interrupted = False
+        self._save_on_interrupt = save_on_interrupt
         self._held_interrupt = False
         self._protecting = False
         self._previous = {}
@@ -371,6 +430,11 @@ class StopSignals:
         self.requested = True
 
     def _on_int(self, number, frame) -> None:
+        if self._save_on_interrupt and not self.interrupted:
+            self.requested = self.interrupted = True
+            print("\ninterrupted: saving a checkpoint at the next step boundary, then stopping "
+                  "(Ctrl-C again to quit at once, without it)", file=sys.stderr, flush=True)
+            return
         if self._protecting:
             self._held_interrupt = True
             return

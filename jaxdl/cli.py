@@ -11,10 +11,14 @@
 
 import argparse
 import datetime
+import errno
+import logging
 import os
+import re
 import sys
+import warnings
 
-from jaxdl.errors import InputError
+from jaxdl.errors import DataError, InputError, NonFiniteError
 
 DEFAULT_CONFIG_NAME = "seed_mlp"
 
@@ -26,6 +30,8 @@ def _parser() -> argparse.ArgumentParser:
         allow_abbrev=False,
     )
     parser.add_argument("--version", action="store_true", help="print the version and exit")
+    parser.add_argument("--debug", action="store_true",
+                        help="on an error, print the full traceback instead of one line (it is also kept in WORKDIR/error.log)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     train = commands.add_parser(
         "train",
@@ -201,6 +207,7 @@ def _train(args, overrides, argv: list[str]) -> int:
     workdir = args.workdir or os.path.join(
         "runs", f"{name}-{datetime.datetime.now().strftime('%Y%m%d-%H%M%S')}"
     )
+    _LAST_WORKDIR[0] = workdir
     summary = run.train_and_evaluate(
         cfg, workdir, quiet=args.quiet, overwrite=args.overwrite, force=args.force,
         experiment=args.config and args.config.split(":")[0], command=["jaxdl", *argv],
@@ -254,6 +261,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    if not args.debug:
+        # orbax logs each failure of its background threads with a traceback (and we report it once, below);
+        # warnings read as one line each.
+        logging.getLogger("absl").setLevel(logging.CRITICAL)
+        warnings.formatwarning = lambda message, category, *rest: f"jaxdl: warning: {message}\n"
+        # Callbacks of tensorstore's threads that find orbax's event loop closed after a failed save end here.
+        sys.unraisablehook = lambda unraisable: None
     try:
         if args.command in ("data", "eval", "predict", "runs"):
             if extra:
@@ -268,3 +282,88 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `jaxdl train | head -1`: the reader left; stop quietly, as programs do on SIGPIPE
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except KeyboardInterrupt as err:  # the first Ctrl-C saves (checkpoint.Interrupted); a second quits at once
+        saved = str(err) if str(err) else "interrupted before a checkpoint was saved"
+        print(f"jaxdl: {saved}", file=sys.stderr)
+        return 130
+    except Exception as err:  # noqa: BLE001 -- one line (and the traceback kept), not pages of frames
+        if args.debug:
+            raise
+        print(f"jaxdl: error: {failure_line(err)}", file=sys.stderr)
+        kept = _keep_traceback(getattr(args, "workdir", None) or _LAST_WORKDIR[0])
+        print(f"jaxdl: the full traceback is in {kept} (or rerun with --debug)" if kept else
+              "jaxdl: rerun with --debug for the full traceback", file=sys.stderr)
+        return 1
+
+
+_LAST_WORKDIR = [None]  # the default workdir `_train` chose, for the error log
+
+
+_HINTS = {errno.ENOSPC: "free some space", errno.EDQUOT: "free some space", errno.EROFS: "use a writable workdir",
+          errno.EFBIG: "free some space or raise the file-size limit", errno.EACCES: "check the permissions",
+          errno.EPERM: "check the permissions"}
+
+
+def _os_error(err: BaseException) -> tuple[int, str | None] | None:
+    """(errno, file) of an OS error: an OSError, or one that tensorstore (orbax's writer) reports in its message."""
+    if isinstance(err, OSError) and err.errno is not None:
+        return err.errno, err.filename
+    found = re.search(r"os_error_code='(\d+)'", str(err))
+    if found:
+        path = re.search(r'(?:local )?file "([^"]+)"', str(err))
+        return int(found.group(1)), path.group(1) if path else None
+    return None
+
+
+def failure_line(err: BaseException) -> str:
+    """One line for a failure: the file and the system's reason for an OS error anywhere in its causes, or the error."""
+    seen, cause, found = set(), err, []
+    while cause is not None and id(cause) not in seen:  # the error, what it was raised from or while handling
+        seen.add(id(cause))
+        if _os_error(cause) is not None:
+            found.append(_os_error(cause))
+        cause = cause.__cause__ or cause.__context__
+    if found:
+        # The first failure (innermost), and one that names its file when there is one.
+        number, path = next((f for f in reversed(found) if f[1]), found[-1])
+        what = "write"
+        if path and ".orbax-checkpoint-tmp" in path:  # a checkpoint being written: name it, not its inner files
+            path, what = path.split(".orbax-checkpoint-tmp")[0], "save the checkpoint"
+        where = f" {path}" if path else ""
+        return (f"cannot {what}{where}: {os.strerror(number)}; {_HINTS.get(number, 'fix that')}, then run the same "
+                "command again: it resumes from the last checkpoint that was written whole")
+    if isinstance(err, (NonFiniteError, DataError)):
+        return str(err)
+    return f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"[:500]
+
+
+def _keep_traceback(workdir: str | None) -> str | None:
+    """Writes the traceback being handled to WORKDIR/error.log; returns its path, or None if it cannot be written."""
+    import traceback
+
+    if not workdir or not os.path.isdir(workdir):
+        return None
+    path = os.path.join(workdir, "error.log")
+    try:
+        with open(path, "w") as f:
+            f.write(traceback.format_exc())
+    except OSError:
+        return None
+    return path
+
+
+def command() -> None:
+    """The `jaxdl` program: `main`, then exit with its status.
+
+    After a failure (status 1) the process ends at once, once its one-line
+    message is out: orbax's and tensorstore's background threads, cut off
+    mid-save, would otherwise print pages of tracebacks while the
+    interpreter shuts down. The checkpoints already written are whole; the
+    traceback is in WORKDIR/error.log.
+    """
+    status = main()
+    if status == 1:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+    sys.exit(status)

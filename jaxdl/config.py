@@ -109,10 +109,21 @@ PARALLEL = ("auto", "single", "pmap", "mesh")
 SUPERVISED_SELECT = ("auto", "loss", "accuracy", "auc", "precision", "recall", "mae")
 
 
-def check_int(value, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise InputError(f"{name}={value!r}: expected an integer >= {minimum}")
+# Step counts, seeds and sizes live in int32 on the device: every integer setting must fit one.
+INT_MAX = 2**31 - 1
+
+
+def check_int(value, name: str, minimum: int, maximum: int = INT_MAX) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
+        raise InputError(f"{name}={value!r}: expected an integer from {minimum} to {maximum}")
     return value
+
+
+def check_number(value, name: str, minimum: float = 0.0) -> float:
+    """A finite number >= minimum (not nan, not inf, not a bool)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not minimum <= value < float("inf"):
+        raise InputError(f"{name}={value!r}: expected a finite number >= {minimum}")
+    return float(value)
 
 
 def check_bool(value, name: str) -> bool:
@@ -136,6 +147,10 @@ def check(cfg: ml_collections.ConfigDict, *, names: dict[str, str] | None = None
         return names.get(key, key)
 
     check_int(cfg.seed, n("seed"), 0)
+    check_int(cfg.ensemble.size, n("ensemble.size"), 1)
+    if cfg.seed + cfg.ensemble.size - 1 > INT_MAX:  # member k is seeded seed + k
+        raise InputError(f"{n('seed')}={cfg.seed}: with {cfg.ensemble.size} ensemble members the seeds run to "
+                         f"{cfg.seed + cfg.ensemble.size - 1}; expected them to fit {INT_MAX}")
     check_int(cfg.data.split_seed, n("data.split_seed"), 0)
     check_int(cfg.train.epochs, n("train.epochs"), 1)
     check_int(cfg.train.eval_every_epochs, n("train.eval_every_epochs"), 1)
@@ -161,9 +176,9 @@ def check(cfg: ml_collections.ConfigDict, *, names: dict[str, str] | None = None
     for key in ("every_steps", "every_epochs", "keep_best"):
         check_int(cfg.checkpoint[key], n(f"checkpoint.{key}"), 0)
     check_int(cfg.checkpoint.keep, n("checkpoint.keep"), 1)
-    seconds = cfg.checkpoint.every_seconds
-    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds < float("inf"):
-        raise InputError(f"{n('checkpoint.every_seconds')}={seconds!r}: expected a number >= 0")
+    check_number(cfg.checkpoint.every_seconds, n("checkpoint.every_seconds"))
+    for key in ("early_stopping_min_delta",):
+        check_number(cfg.callbacks[key], n(f"callbacks.{key}"))
     if cfg.task == "supervised":
         for key, value in (("ensemble.select", cfg.ensemble.select), ("checkpoint.best_metric", cfg.checkpoint.best_metric)):
             if value not in SUPERVISED_SELECT:
@@ -207,10 +222,19 @@ def load(spec: str | None = None) -> ml_collections.ConfigDict:
     if module_spec is None or not path.endswith(".py"):
         raise InputError(f"--config={spec!r}: expected a Python file (.py) defining get_config()")
     module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
+    try:
+        module_spec.loader.exec_module(module)
+    except SyntaxError as err:
+        raise InputError(f"--config={spec!r}: {path} line {err.lineno}: syntax error: {err.msg}") from None
+    except Exception as err:  # noqa: BLE001 -- the experiment file's own code
+        raise InputError(f"--config={spec!r}: running {path} raised {type(err).__name__}: {err}") from None
     if not hasattr(module, "get_config"):
         raise InputError(f"--config={spec!r}: {path} defines no get_config() function")
-    loaded = module.get_config(arg) if arg is not None else module.get_config()
+    try:
+        loaded = module.get_config(arg) if arg is not None else module.get_config()
+    except Exception as err:  # noqa: BLE001 -- the experiment file's own code
+        where = f"get_config({arg!r})" if arg is not None else "get_config()"
+        raise InputError(f"--config={spec!r}: {path}'s {where} raised {type(err).__name__}: {err}") from None
     task = loaded.get("task", "supervised")
     if isinstance(task, str) and task.endswith(".py") and not os.path.isabs(task):
         # A task file named in a config file is found beside that config file.
@@ -313,7 +337,21 @@ def _suggest(key: str, known: Iterable[str]) -> str:
     return f"; did you mean {' or '.join(repr(c) for c in close[:3])}?" if close else ""
 
 
+def _is_activation(name: str) -> bool:
+    """Whether a dotted key is a model section's activation ("model.mlp.activation"), which may list one per layer."""
+    parts = name.split(".")
+    return parts[0] == "model" and parts[-1] == "activation" and len(parts) in (2, 3)
+
+
+def _activation_list(value) -> str:
+    """One activation name per layer, as the config keeps them: "relu,tanh" from "relu, tanh", "(relu, tanh)" or a tuple."""
+    parts = value if isinstance(value, (tuple, list)) else value.strip().strip("()[]").split(",")
+    return ",".join(str(p).strip().strip("'\"") for p in parts)
+
+
 def _assign(section: ml_collections.ConfigDict, key: str, value, *, name: str) -> None:
+    if _is_activation(name) and isinstance(value, (tuple, list)) and all(isinstance(v, str) for v in value):
+        value = _activation_list(value)  # a config file's ("relu", "tanh"): the key holds a string
     try:
         section[key] = value
     except TypeError:
@@ -326,6 +364,10 @@ def _parse(text: str, current, field_type: type | None, *, name: str):
     kind = field_type if current is None else type(current)
     if text.lower() in ("none", "null") and current is None:
         return None
+    if kind in (tuple, list) and not text.strip():  # `--config.model.mlp.hidden=`: a slip more likely than a wish
+        example = f" such as {','.join(map(str, current))}" if current else ""
+        raise InputError(f"--config.{name}={text!r}: the value is empty; expected a comma-separated list{example}; "
+                         f"for an empty tuple write --config.{name}='()'")
     try:
         if kind is bool:
             if text.lower() in ("true", "1", "yes"):
@@ -337,7 +379,7 @@ def _parse(text: str, current, field_type: type | None, *, name: str):
             return kind(text)
         if kind in (tuple, list):
             stripped = text.strip()
-            if stripped in ("", "()", "[]"):
+            if stripped in ("()", "[]"):
                 return ()
             # "(64, 32)", "[64, 32]" or "64,32"; items take the type of the default's items.
             items = ast.literal_eval(stripped) if stripped[0] in "([" else [i.strip() for i in stripped.split(",")]
@@ -348,7 +390,7 @@ def _parse(text: str, current, field_type: type | None, *, name: str):
                 else _literal(i) for i in items
             )
         if kind is str:
-            return text
+            return _activation_list(text) if _is_activation(name) and "," in text else text
         return ast.literal_eval(text)
     except (ValueError, SyntaxError):
         expected = kind.__name__ if kind else "a Python literal"

@@ -1,4 +1,4 @@
-"""The one exception type for bad input from users."""
+"""The exception types jaxdl raises for bad input, non-finite training and unreadable data."""
 
 
 class InputError(ValueError):
@@ -12,3 +12,7 @@ class InputError(ValueError):
 
 class NonFiniteError(RuntimeError):
     """Training produced nan or inf (in the loss or the parameters); the run stopped without saving them."""
+
+
+class DataError(RuntimeError):
+    """A dataset's files that cannot be read (damaged or cut off); the message names them and how to rebuild them."""

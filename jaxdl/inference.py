@@ -58,7 +58,7 @@ def restore(workdir: str, *, which: str = "best") -> Restored:
     initial = run.initial_state(setup.task, seed=cfg.seed, strategy=strategy, hyperparams=setup.hyperparams)
     checkpointer = checkpoint.Checkpointer(
         workdir, keep=cfg.checkpoint.keep, keep_best=cfg.checkpoint.keep_best,
-        best_metric=run.select_metric(cfg.checkpoint.best_metric, setup.built), async_save=False,
+        best_metric=run.select_metric(cfg.checkpoint.best_metric, setup.built), async_save=False, read_only=True,
     )
     step = task_lib.checked_train_step(setup.task)
     example = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), run.example_batch(setup.splits, cfg.train.batch_size))
@@ -97,23 +97,43 @@ def read_inputs(path: str, feature_shape: tuple[int, ...]) -> np.ndarray:
     """Raw features from a CSV file (every column a feature) or a .npy array (read without pickle).
 
     Raises:
-      InputError: for a missing or unreadable file, or features of another shape than the model's.
+      InputError: for a missing or unreadable file, an array that is not of
+        numbers (strings, objects, complex numbers), a value that is not a
+        finite float32 (nan, inf, or too large), or features of another shape
+        than the model's.
     """
     if path.endswith(".npy"):
         if not os.path.isfile(path):
             raise InputError(f"--input={path!r}: no such file")
         try:
-            x = np.load(path, allow_pickle=False)
+            raw = np.load(path, allow_pickle=False)
         except ValueError as err:
             raise InputError(f"--input={path!r}: not a numeric .npy array ({err})") from None
+        if raw.dtype.kind not in "biuf":
+            what = _KINDS.get(raw.dtype.kind, "not numbers")
+            raise InputError(f"--input={path!r}: the array has dtype {raw.dtype} ({what}); expected a numeric array "
+                             "of floats or integers")
     else:
-        x = csv_source.read_features(path)
-    x = np.asarray(x, np.float32)
+        raw = csv_source.read_features(path)  # refuses cells that are not finite numbers, naming the line
+    with np.errstate(over="ignore"):  # a value too large for float32 becomes inf, refused below with its own value
+        x = np.asarray(raw, np.float32)
     if x.ndim == len(feature_shape):  # one example
-        x = x[None]
+        x, raw = x[None], np.asarray(raw)[None]
     if tuple(x.shape[1:]) != tuple(feature_shape):
         raise InputError(
             f"--input={path!r} has {x.shape[1:] if x.ndim > 1 else x.shape} features per example; "
             f"the model takes {tuple(feature_shape)}"
         )
+    finite = np.isfinite(x)
+    if not finite.all():
+        index = tuple(int(i) for i in np.argwhere(~finite)[0])
+        value = raw[index].item()
+        problem = "too large for float32" if np.isfinite(value) else "not a finite number"
+        raise InputError(f"--input={path!r}: x[{', '.join(map(str, index))}] = {value!r} (row {index[0]}, counting from 0) "
+                         f"is {problem}; expected a numeric array of finite floats or integers")
     return x
+
+
+# What an array of each non-numeric dtype kind holds, for messages.
+_KINDS = {"U": "strings", "S": "bytes", "O": "Python objects", "c": "complex numbers", "M": "dates",
+          "m": "time spans", "V": "records"}

@@ -149,6 +149,25 @@ def check_head(loss: Loss, num_outputs: int, output_activation: str) -> None:
         )
 
 
+def check_classes(loss: Loss, y: np.ndarray, *, argument: str = "labels", column: str = "the label column") -> None:
+    """Refuses class labels of a single class for a classifier's loss: there is nothing to tell apart.
+
+    Args:
+      column: where the labels come from, for the message (e.g. "data.label_column='last'").
+
+    Raises:
+      InputError: naming the labels, their one value, and what to do.
+    """
+    y = np.asarray(y)
+    if loss.kind not in ("binary", "multiclass") or y.ndim != 1 or y.size == 0 or not np.issubdtype(y.dtype, np.number):
+        return
+    values = np.unique(y)
+    if len(values) == 1:
+        raise InputError(
+            f"{argument} are all {values[0].item()!r} ({y.size} rows): a classifier needs at least two classes; "
+            f"check {column}, or set train.loss=mean_squared_error if the labels are regression targets")
+
+
 def check_labels(loss: Loss, y: np.ndarray, num_outputs: int, *, argument: str = "labels") -> None:
     """Checks labels against a loss and the number of output units, before any compile.
 

@@ -245,9 +245,10 @@ def check_mlp(model: MLP, *, prefix: str = "model") -> None:
         )
     names = model.hidden_activations()
     if len(names) != len(model.hidden):
+        given = model.activation if isinstance(model.activation, str) else ",".join(map(str, model.activation))
         raise InputError(
-            f"{prefix}.activation={model.activation!r}: expected one name, or one per hidden layer "
-            f"({len(model.hidden)})"
+            f"{prefix}.activation={given!r}: {len(names)} name(s) for {len(model.hidden)} hidden layer(s); expected "
+            f"one name, or one per hidden layer ({len(model.hidden)})"
         )
     for name in names:
         activations.get(name, argument=f"{prefix}.activation")
@@ -282,7 +283,8 @@ def check_resnet(model: ResNet, *, prefix: str = "model") -> None:
     if not _positive_int(model.blocks_per_stage):
         raise InputError(f"{prefix}.blocks_per_stage={model.blocks_per_stage!r}: expected a positive integer, e.g. 3")
     if not isinstance(model.activation, str):
-        raise InputError(f"{prefix}.activation={model.activation!r}: the ResNet takes one activation name")
+        raise InputError(f"{prefix}.activation={model.activation!r}: the ResNet takes one activation name for all "
+                         "its layers, e.g. relu")
     activations.get(model.activation, argument=f"{prefix}.activation")
     if model.output_activation not in OUTPUT_ACTIVATIONS:
         raise InputError(
@@ -303,7 +305,8 @@ def build(model_config, *, num_outputs: int, output_activation: str) -> nn.Modul
 
     Args:
       model_config: `name` ("mlp", "cnn", "resnet") and that model's section:
-        `mlp` (hidden, activation, dropout, input_dim), `cnn` (conv_features,
+        `mlp` (hidden, activation: one name, or one per hidden layer as a
+        tuple or a comma-separated string "relu,tanh"; dropout, input_dim), `cnn` (conv_features,
         kernel_size, hidden, activation, dropout, batch_norm, image_shape) or
         `resnet` (stage_features, blocks_per_stage, activation, batch_norm,
         image_shape).
@@ -319,10 +322,14 @@ def build(model_config, *, num_outputs: int, output_activation: str) -> nn.Modul
         )
     name = model_config.name
     section, prefix = model_config[name], f"model.{name}"
+    type_names = {"cnn": "CNN", "resnet": "ResNet"}
     activation = section.activation
+    if isinstance(activation, str) and "," in activation:  # one per layer, as the config keeps them: "relu,tanh"
+        activation = tuple(a.strip() for a in activation.split(","))
+    if name in ("cnn", "resnet") and not isinstance(activation, str):
+        raise InputError(f"{prefix}.activation={section.activation!r}: the {type_names[name]} takes one activation "
+                         "name for all its layers, e.g. relu")
     if name == "cnn":
-        if not isinstance(activation, str):
-            raise InputError(f"{prefix}.activation={activation!r}: the CNN takes one activation name")
         activations.get(activation, argument=f"{prefix}.activation")
         return CNN(
             conv_features=tuple(section.conv_features),

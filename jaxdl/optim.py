@@ -135,6 +135,10 @@ def build(
         raise InputError(f"{_key('name', argument)}={name!r} is not a known optimizer; expected one of: "
                          f"{', '.join(OPTIMIZERS)} (any case), or pass an optax optimizer")
     lr = learning_rate_schedule(cfg, total_steps=total_steps, argument=argument)
+    for key in ("b1", "b2", "decay"):  # moments' decay rates
+        value = cfg[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+            raise InputError(f"{_key(key, argument)}={value!r}: expected a number in [0, 1)")
     if name == "sgd":
         momentum = 0.9 if cfg["momentum"] is None else _positive(cfg, "momentum", allow_zero=True, argument=argument)
         tx = optax.sgd(lr, momentum=momentum or None, nesterov=bool(cfg["nesterov"]))

@@ -36,8 +36,8 @@ class Privacy:
     def __post_init__(self):
         for name in ("clip_norm", "noise_multiplier"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise InputError(f"privacy.{name}={value!r}: expected a number >= 0")
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < float("inf"):
+                raise InputError(f"privacy.{name}={value!r}: expected a finite number >= 0")
         if self.clip_norm == 0:
             raise InputError("privacy.clip_norm=0: expected a number > 0 (DP-SGD clips every example's gradient to it)")
 

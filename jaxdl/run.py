@@ -5,6 +5,7 @@ task; `execute` is the part that `jaxdl.fit` shares with it, so a notebook's
 run and the command's are the same run.
 """
 
+import contextlib
 import dataclasses
 import os
 import sys
@@ -99,6 +100,10 @@ def finish_setup(cfg: ml_collections.ConfigDict, built: tasks.Built, *, names: d
     """
     names = names or {}
     steps = tasks.steps_per_epoch(cfg, len(built.splits.train))
+    if steps * cfg.train.epochs > config_lib.INT_MAX:  # the step counter is an int32 on the device
+        epochs = names.get("train.epochs", "train.epochs")
+        raise InputError(f"{epochs}={cfg.train.epochs}: {steps} steps per epoch make {steps * cfg.train.epochs:,} steps; "
+                         f"expected at most {config_lib.INT_MAX:,} (at most {config_lib.INT_MAX // steps:,} epochs)")
     size = cfg.ensemble.size
     hyperparams = member_hyperparams(
         {**optim.DEFAULTS, **cfg.optimizer.to_dict()}, size, learning_rate=cfg.ensemble.learning_rate,
@@ -177,11 +182,19 @@ def train_and_evaluate(
         parallel.initialize_distributed(
             cfg.distributed.coordinator, num_processes=cfg.distributed.num_processes, process_id=cfg.distributed.process_id
         )
-    resume = workdir_lib.inspect(workdir, cfg.to_dict(), overwrite=overwrite)
-    accepted = workdir_lib.check_resumable(workdir, cfg.to_dict(), force=force) if resume else []
-    run = setup(cfg)
-    return execute(cfg, run, workdir, resume=resume, accepted_changes=accepted, quiet=quiet, experiment=experiment,
-                   command=command, start=start)[2]
+    if os.path.exists(workdir) and not os.path.isdir(workdir):
+        raise InputError(f"--workdir={workdir!r} is a file; expected a directory")
+    run = setup(cfg)  # every setting checked before anything is written
+    with holding(workdir):
+        resume = workdir_lib.inspect(workdir, cfg.to_dict(), overwrite=overwrite)
+        accepted = workdir_lib.check_resumable(workdir, cfg.to_dict(), force=force) if resume else []
+        return execute(cfg, run, workdir, resume=resume, accepted_changes=accepted, quiet=quiet, experiment=experiment,
+                       command=command, start=start)[2]
+
+
+def holding(workdir: str, *, python: bool = False):
+    """The workdir's lock for this run (`workdir.locked`); only process 0 of a multi-host run writes, and locks."""
+    return workdir_lib.locked(workdir, python=python) if _writes_files() else contextlib.nullcontext()
 
 
 def execute(
@@ -280,6 +293,13 @@ def execute(
             start_totals = parallel.fetch(start_totals)
             position = checkpoint.Position(**meta["position"])
             done = int(np.max(parallel.fetch(task_lib.step_of(initial))))
+            # (A run ended by early stopping is saved as past its last epoch, with fewer steps.)
+            if position.epoch <= cfg.train.epochs and (position.epoch - 1) * run.steps_per_epoch + position.step != done:
+                raise InputError(
+                    f"the checkpoint at step {done} in {workdir} was saved at epoch {position.epoch}, step "
+                    f"{position.step} of it, which is step {(position.epoch - 1) * run.steps_per_epoch + position.step} "
+                    f"with this run's {run.steps_per_epoch} steps per epoch: the data or the batch size differ from "
+                    "the run's; resume with its own config, or start over (--overwrite)")
             progress.message(
                 f"resuming from the checkpoint at step {done} (epoch {position.epoch}, step {position.step} of it)"
                 + (f"; with changed keys: {'; '.join(accepted_changes)}" if accepted_changes else "")
@@ -351,9 +371,9 @@ def execute(
                 plotter.request()  # redrawn in the background, at most every few seconds
 
     train_start = time.perf_counter()
-    final, history = initial, History()
+    final, history, failed = initial, History(), False
     try:
-        with checkpoint.StopSignals() as signals:
+        with checkpoint.StopSignals(save_on_interrupt=checkpointer is not None) as signals:
             schedule = None
             if checkpointer is not None:
                 schedule = checkpoint.Schedule(
@@ -370,6 +390,8 @@ def execute(
             )
         whole = History(earlier + history.records, stopped_at=history.stopped_at, stop_reason=history.stop_reason)
         if history.stopped_at is not None:
+            if signals.interrupted:  # Ctrl-C: saved, and stopped as an interruption (exit status 130)
+                raise checkpoint.Interrupted(history.stopped_at, workdir)
             progress.message(f"stopped at step {history.stopped_at} on request; its checkpoint is saved")
             return final, whole, {"stopped_at": history.stopped_at, "epochs": cfg.train.epochs, "workdir": workdir}
         if history.records:
@@ -386,10 +408,17 @@ def execute(
                 writer.write({"type": "eval", "split": "test", "epoch": last["epoch"], "step": last["step"],
                               **{k[len("eval_"):]: v for k, v in test.items()}})
             last = {**{k: v for k, v in last.items() if not k.startswith("eval_")}, **test}
+    except BaseException:
+        failed = True
+        raise
     finally:
         for closing in (writer, tensorboard, plotter, checkpointer):
             if closing is not None:
-                closing.close()  # the checkpointer waits for a save under way, even on an error
+                try:
+                    closing.close()  # the checkpointer waits for a save under way, even on an error
+                except Exception:
+                    if not failed:
+                        raise  # after a failure, the first error is the one to report, not a writer's at closing
 
     final = parallel.local(final)
     one = ensemble.member(final, 0) if strategy.members else final

@@ -1,8 +1,13 @@
 """A run's directory: what is in it, whether a run there can resume, and tidying it for a resume or a restart."""
 
+import contextlib
+import datetime
+import fcntl
 import json
 import os
 import shutil
+import socket
+import sys
 
 from jaxdl import config as config_lib
 from jaxdl.checkpoint import DIRECTORY as CHECKPOINTS
@@ -11,6 +16,42 @@ from jaxdl.errors import InputError
 RUN_FILES = (
     "config.json", "model.json", "metrics.jsonl", "summary.json", "scaler.json", "best_member.msgpack", "manifest.json", "samples.txt",
 )
+
+
+LOCK = ".jaxdl.lock"
+
+
+@contextlib.contextmanager
+def locked(workdir: str, *, python: bool = False):
+    """Holds the workdir for one run: a second run on it is refused at once, naming the process that holds it.
+
+    An exclusive `fcntl.flock` on `WORKDIR/.jaxdl.lock`, released when the
+    block ends or the process dies (so a lock left by a killed run never
+    blocks the next one). The file records the holder (process, host, start,
+    command) for the message. It works where the filesystem honours flock:
+    local disks, and NFS v4; on a multi-host run only process 0, the one that
+    writes, takes it. Creates the workdir.
+
+    Raises:
+      InputError: when another process holds the workdir.
+    """
+    name = _WORDS[python][0]
+    os.makedirs(workdir, exist_ok=True)
+    fd = os.open(os.path.join(workdir, LOCK), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 4096, 0).decode(errors="replace").strip() or "another process"
+            raise InputError(f"{name}={workdir!r} is in use by {holder}; wait for that run to end (or stop it), "
+                             "or use another workdir") from None
+        holder = (f"process {os.getpid()} on {socket.gethostname()} since "
+                  f"{datetime.datetime.now().isoformat(timespec='seconds')} ({' '.join(sys.argv)[:200]})")
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, holder.encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def has_checkpoints(workdir: str) -> bool:
@@ -29,12 +70,12 @@ _WORDS = {False: ("--workdir", "pass --overwrite", "pass --force"),
 def inspect(workdir: str, current: dict, *, overwrite: bool = False, python: bool = False) -> bool:
     """Decides what a run does with its workdir: True to resume from its checkpoints, False to start.
 
-    A run that was stopped before its first checkpoint starts again from
-    the beginning, if the config is the same (in result-changing keys).
+    A run that stopped or failed before its first checkpoint starts again
+    from the beginning (its records are replaced), whatever its config was.
 
     Raises:
       InputError: when the workdir is a file, or holds a finished run
-        without checkpoints, or another run's files, and `overwrite` is False.
+        without checkpoints, and `overwrite` is False.
     """
     name, overwrite_it, _ = _WORDS[python]
     if os.path.exists(workdir) and not os.path.isdir(workdir):
@@ -46,10 +87,10 @@ def inspect(workdir: str, current: dict, *, overwrite: bool = False, python: boo
     existing = [f for f in RUN_FILES if os.path.exists(os.path.join(workdir, f))]
     if not existing:
         return False
-    saved = stored_config(workdir)
-    unfinished = "summary.json" not in existing
-    if unfinished and saved is not None and not config_lib.result_changes(saved, current):
-        return False  # the same run, stopped before it saved anything: run it again from the start
+    if "summary.json" not in existing:
+        # A run that stopped (or failed) before its first checkpoint left only its records: nothing to resume or
+        # lose, so the same command, or one with a corrected setting, starts again from the beginning.
+        return False
     raise InputError(
         f"{name}={workdir!r} already holds a run ({', '.join(existing)}) with no checkpoint to resume from; "
         f"choose another workdir, or {overwrite_it} to replace it"

@@ -4,6 +4,7 @@ Writers take numbers already on the host; they never touch device arrays, so
 writing adds no device synchronisation to the training loop.
 """
 
+import contextlib
 import json
 import math
 import numbers
@@ -15,6 +16,17 @@ import sys
 import tempfile
 import time
 from typing import IO
+
+
+@contextlib.contextmanager
+def named_os_errors(path: str):
+    """Re-raises an OSError without a file name (a failed write or flush of an open file) named by `path`."""
+    try:
+        yield
+    except OSError as err:
+        if err.filename:
+            raise
+        raise OSError(err.errno, err.strerror, path) from err
 
 
 def write_json(path: str, obj) -> None:
@@ -34,6 +46,10 @@ def write_bytes(path: str, data: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as err:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise OSError(err.errno, err.strerror, path) from err  # named by the file it was for, not the temporary one
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -61,14 +77,17 @@ class JsonLinesWriter:
     """Appends one JSON object per line to a file, flushing each so a crash loses at most one record."""
 
     def __init__(self, path: str):
+        self.path = path
         self._file = open(path, "a", encoding="utf-8")
 
     def write(self, record: dict) -> None:
-        self._file.write(json.dumps(_finite_or_none(record), sort_keys=True, default=_jsonable) + "\n")
-        self._file.flush()
+        with named_os_errors(self.path):
+            self._file.write(json.dumps(_finite_or_none(record), sort_keys=True, default=_jsonable) + "\n")
+            self._file.flush()
 
     def close(self) -> None:
-        self._file.close()
+        with named_os_errors(self.path):
+            self._file.close()
 
 
 def _format_metrics(record: dict) -> str:
@@ -217,7 +236,12 @@ class TensorBoardWriter:
 
     def _write(self, event: bytes) -> None:
         header = struct.pack("<Q", len(event))
-        self._file.write(header + struct.pack("<I", _masked_crc32c(header)) + event + struct.pack("<I", _masked_crc32c(event)))
+        with named_os_errors(self.path):
+            self._file.write(header + struct.pack("<I", _masked_crc32c(header)) + event + struct.pack("<I", _masked_crc32c(event)))
+
+    def _flush(self) -> None:
+        with named_os_errors(self.path):
+            self._file.flush()
 
     def scalars(self, step: int, values: dict, *, prefix: str) -> None:
         """Writes `values` (numbers, or per-member lists) as one event at `step`, tagged `prefix/name`."""
@@ -231,23 +255,24 @@ class TensorBoardWriter:
         entries = [(tag, float(v)) for tag, v in entries if v is not None and math.isfinite(v)]
         if entries:
             self._write(_event(int(step), time.time(), scalars=entries))
-            self._file.flush()
+            self._flush()
 
     def image(self, step: int, tag: str, png: bytes) -> None:
         """Writes a PNG image (its encoded bytes) at `step`, shown in TensorBoard's Images tab."""
         self._write(_event(int(step), time.time(), values=_image_value(tag, png)))
-        self._file.flush()
+        self._flush()
 
     def text(self, step: int, tag: str, text: str) -> None:
         """Writes text at `step`, shown in TensorBoard's Text tab."""
         self._write(_event(int(step), time.time(), values=_text_value(tag, text)))
-        self._file.flush()
+        self._flush()
 
     def flush(self) -> None:
-        self._file.flush()
+        self._flush()
 
     def close(self) -> None:
-        self._file.close()
+        with named_os_errors(self.path):
+            self._file.close()
 
 
 class PlotWriter:

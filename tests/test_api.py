@@ -45,7 +45,7 @@ def test_fit_with_optimizer_settings_and_same_seed_same_params(blobs):
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"batch_size": 0}, "batch_size=0: expected an integer >= 1"),
+        ({"batch_size": 0}, "batch_size=0: expected an integer from 1 to 2147483647"),
         ({"batch_size": 201}, r"batch_size=201 is larger than the dataset \(200 examples\)"),
         ({"optimizer": "adagrad"}, "optimizer='adagrad' is not a known optimizer; expected one of"),
         ({"optimizer": {"name": "Adam", "learning_rate": float("nan")}}, r"optimizer\['learning_rate'\]=nan: expected a finite"),
@@ -58,7 +58,7 @@ def test_fit_with_optimizer_settings_and_same_seed_same_params(blobs):
         ({"pipeline": "gpu"}, "pipeline='gpu' is not known"),
         ({"ensemble": 2, "ensemble_learning_rates": (0.1,)}, "ensemble_learning_rates has 1 values; expected one per member"),
         ({"loss": "hinge"}, "loss='hinge' is not a known loss; expected one of"),
-        ({"epochs": 0}, "epochs=0: expected an integer >= 1"),
+        ({"epochs": 0}, "epochs=0: expected an integer from 1 to 2147483647"),
         ({"loss": "categorical_crossentropy"}, r"needs one logit per class, \(examples, classes >= 2\), but model MLP returns shape \(4, 1\)"),
     ],
 )

@@ -24,7 +24,7 @@ def test_train_writes_the_workdir(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "epoch 3/3" in out and "test accuracy" in out and f"workdir: {workdir}" in out
     assert sorted(os.listdir(workdir)) == [
-        "checkpoints", "config.json", "manifest.json", "metrics.jsonl", "model.json", "plots", "scaler.json", "summary.json", "tensorboard",
+        ".jaxdl.lock", "checkpoints", "config.json", "manifest.json", "metrics.jsonl", "model.json", "plots", "scaler.json", "summary.json", "tensorboard",
     ]
     with open(os.path.join(workdir, "config.json")) as f:
         assert json.load(f)["train"]["epochs"] == 3
@@ -142,13 +142,13 @@ def test_python_dash_m_runs_the_same_command(tmp_path):
         (["--config", os.path.join(EXPERIMENTS, "csv_mlp.py")], "data.name='csv' needs a file: pass --config.data.csv_path=FILE"),
         (["--config.train.steps_per_call=many"], "train.steps_per_call='many': expected a positive integer, 'epoch' or 'auto'"),
         (["--config.data.pipeline=gpu"], "data.pipeline='gpu' is not known; expected one of: auto, device, host"),
-        (["--config.train.batch_size=0"], "train.batch_size=0: expected an integer >= 1"),
+        (["--config.train.batch_size=0"], "train.batch_size=0: expected an integer from 1 to 2147483647"),
         (["--config.train.batch_size=1000"], r"train.batch_size=1000 is larger than the dataset (456 examples)"),
         (["--config.optimizer.name=adagrad"], "optimizer.name='adagrad' is not a known optimizer; expected one of: adam, adamw, rmsprop, sgd"),
         (["--config.train.loss=hinge"], "train.loss='hinge' is not a known loss; expected one of:"),
         (["--config.model.mlp.activation=relu6"], "model.mlp.activation='relu6' is not a known activation; expected one of:"),
         (["--config.model.mlp.input_dim=8"], "breast_cancer features have shape (456, 30), i.e. (30,) per example, but the model expects input_dim=8"),
-        (["--config.train.epochs=0"], "train.epochs=0: expected an integer >= 1"),
+        (["--config.train.epochs=0"], "train.epochs=0: expected an integer from 1 to 2147483647"),
         (["--config.model.output=softmax"], "needs an output layer of 1 sigmoid unit"),
         (["--config", os.path.join(EXPERIMENTS, "cifar10_resnet.py"), "--config.privacy.clip_norm=1.0"],
          "privacy (DP-SGD) with model.resnet.batch_norm=true: batch statistics mix examples"),

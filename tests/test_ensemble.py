@@ -127,7 +127,7 @@ def ensemble_template():
         ({"ensemble.size": 3, "ensemble.learning_rate": (1e-3, 1e-2)}, "ensemble.learning_rate has 2 values; expected one per member (3)"),
         ({"ensemble.size": 2, "ensemble.weight_decay": (0.0, 0.1)}, "ensemble.weight_decay needs optimizer.name='adamw', not 'adam'"),
         ({"ensemble.size": 2, "ensemble.learning_rate": (1e-3, -1.0)}, "expected numbers > 0"),
-        ({"ensemble.size": 0}, "ensemble.size=0: expected an integer >= 1"),
+        ({"ensemble.size": 0}, "ensemble.size=0: expected an integer from 1 to 2147483647"),
         ({"ensemble.select": "f1"}, "ensemble.select='f1' is not known"),
         ({"ensemble.size": 2, "parallel": "pmap", "train.batch_size": 16}, "runs under parallel='single' or 'mesh', not 'pmap'"),
     ],

@@ -118,5 +118,5 @@ def test_dp_sgd_trains_and_matches_across_strategies(blobs):
 def test_privacy_settings_are_checked():
     with pytest.raises(InputError, match="privacy.clip_norm=0: expected a number > 0"):
         privacy.Privacy(clip_norm=0.0, noise_multiplier=1.0)
-    with pytest.raises(InputError, match="privacy.noise_multiplier=-1.0: expected a number >= 0"):
+    with pytest.raises(InputError, match="privacy.noise_multiplier=-1.0: expected a finite number >= 0"):
         privacy.Privacy(clip_norm=1.0, noise_multiplier=-1.0)

@@ -28,6 +28,7 @@ class DatasetInfo:
     num_classes: int | None  # None for regression targets
     class_names: tuple[str, ...]
     description: str
+    labels_read_as: str = ""  # for continuous targets read from a CSV file: what was read and why
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,6 +87,7 @@ def load(
     scaling: str = "standard",
     one_hot: bool = False,
     in_memory_max_bytes: int = 2 << 30,
+    continuous_labels: bool = False,
 ) -> Splits:
     """Loads a dataset and cuts its splits.
 
@@ -108,6 +110,9 @@ def load(
       one_hot: give class labels as one-hot rows.
       in_memory_max_bytes: a TFDS split larger than this (as float32
         features) is read from its files batch by batch instead of loaded.
+      continuous_labels: the CSV's labels are regression targets (the loss
+        is mean_squared_error): read them as numbers, not classes (see
+        `csv_source.read_table`).
 
     Raises:
       InputError: for an unknown dataset, a bad file, or bad split settings.
@@ -119,11 +124,11 @@ def load(
     if csv_path is None and tfds_source.split_nbytes(name, "train", data_dir=data_dir) > in_memory_max_bytes:
         return _load_lazy(name, data_dir, test_fraction, validation_fraction, split_seed, scaling, one_hot)
     if csv_path is not None:
-        x, y, _ = csv_source.read(csv_path, label_column=label_column, header=csv_header, delimiter=csv_delimiter)
-        classes = np.unique(y) if y.dtype.kind in "iu" else None
-        num_classes = int(y.max()) + 1 if classes is not None else None
+        table = csv_source.read_table(csv_path, label_column=label_column, header=csv_header, delimiter=csv_delimiter,
+                                      continuous=continuous_labels)
+        x, y, num_classes = table.features, table.labels, table.num_classes
         meta = {"name": csv_path, "num_classes": num_classes, "class_names": tuple(str(c) for c in range(num_classes or 0)),
-                "description": f"CSV file {csv_path}"}
+                "description": f"CSV file {csv_path}", "labels_read_as": table.labels_read_as}
         test = None
     else:
         x, y, meta = tfds_source.load_arrays(name, "train", data_dir=data_dir)
@@ -156,6 +161,7 @@ def load(
         num_classes=meta["num_classes"],
         class_names=tuple(meta["class_names"]),
         description=meta["description"],
+        labels_read_as=meta.get("labels_read_as", ""),
     )
     return Splits(
         train=ArrayDataset(x, y),

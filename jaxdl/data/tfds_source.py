@@ -22,17 +22,18 @@ most that temporary directory, which nothing here (or in TFDS) will read.
 
 import concurrent.futures
 import functools
+import hashlib
 import json
 import logging
 import os
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import tensorflow_datasets as tfds
 
-from jaxdl.errors import InputError
+from jaxdl.errors import DataError, InputError
 
 _HOMEPAGE = "https://scikit-learn.org/stable/datasets/toy_dataset.html"
 _DATASET_INFO = "dataset_info.json"
@@ -268,6 +269,7 @@ def prepare(name: str, *, data_dir: str | None = None) -> str:
       Exception: whatever TFDS raises when a download or the generation fails.
     """
     root = _root(data_dir)
+    fresh = _version_dir(root, name) is None
     if name in EMBEDDED:
         builder = EMBEDDED[name](data_dir=root)
         config = tfds.download.DownloadConfig(try_download_gcs=False)
@@ -297,7 +299,48 @@ def prepare(name: str, *, data_dir: str | None = None) -> str:
         # Another process may have renamed its finished copy into place first.
         if _version_dir(root, name) is None:
             raise
+    if fresh and name in EMBEDDED:
+        _record_files(os.fspath(builder.data_path))
     return os.fspath(builder.data_path)
+
+
+FILES = "jaxdl_files.json"  # an embedded dataset's record files: size and SHA-256 of each, written when it is built
+
+
+def _record_files(version_dir: str) -> None:
+    files = {name: _file_digest(os.path.join(version_dir, name)) for name in sorted(os.listdir(version_dir))
+             if "array_record" in name}
+    tmp = os.path.join(version_dir, f".{FILES}.{os.getpid()}")
+    with open(tmp, "w") as f:
+        json.dump(files, f, indent=1)
+    os.replace(tmp, os.path.join(version_dir, FILES))  # whole or not at all, if two processes prepare at once
+
+
+def _file_digest(path: str) -> dict:
+    with open(path, "rb") as f:
+        return {"bytes": os.path.getsize(path), "sha256": hashlib.sha256(f.read()).hexdigest()}
+
+
+def check_files(name: str, version_dir: str) -> None:
+    """Checks an embedded dataset's record files against the sizes and digests written when it was built.
+
+    The record reader does not notice a file cut short: it reads garbage
+    labels. Datasets prepared by TFDS itself have no such record and pass.
+
+    Raises:
+      DataError: naming the damaged file and how to rebuild the dataset.
+    """
+    path = os.path.join(version_dir, FILES)
+    if not os.path.exists(path):
+        return
+    with open(path) as f:
+        expected = json.load(f)
+    for file_name, want in expected.items():
+        file_path = os.path.join(version_dir, file_name)
+        if not os.path.exists(file_path) or _file_digest(file_path) != want:
+            raise DataError(f"the prepared files of dataset {name!r} in {version_dir} are damaged ({file_name} is "
+                            "missing or differs from when it was built): remove that directory and prepare the dataset "
+                            f"again: jaxdl data prepare {name}")
 
 
 # TFDS's own mirror, where most of its datasets download from.
@@ -359,6 +402,7 @@ def source(name: str, split: str, *, data_dir: str | None = None) -> Sequence[di
             raise InputError(_not_prepared_message(name, root, data_dir))
         version_dir = prepare(name, data_dir=root)
     _check_split(name, split, _read_info(version_dir))
+    check_files(name, version_dir)
     version = os.path.basename(version_dir)
     return tfds.data_source(f"{_registered(name)}:{version}", split=split, data_dir=root, download=False)
 
@@ -394,6 +438,22 @@ def list_prepared(*, data_dir: str | None = None) -> list[dict]:
     return sorted(found, key=lambda d: (d["name"], tfds.core.Version(d["version"])))
 
 
+def read_records(src, indices: list[int], name: str, data_dir: str | None) -> list:
+    """The records at `indices` of a prepared split.
+
+    Raises:
+      DataError: when its files cannot be read (damaged, cut off), naming the
+        dataset's directory and how to prepare it again.
+    """
+    try:
+        return src.__getitems__(indices)
+    except Exception as err:  # noqa: BLE001 -- whatever the record reader raises on a damaged file
+        where = _version_dir(_root(data_dir), name) or _root(data_dir)
+        raise DataError(f"the prepared files of dataset {name!r} in {where} cannot be read ({type(err).__name__}: "
+                        f"{str(err).splitlines()[0][:200] if str(err) else ''}); they are damaged: remove that directory "
+                        f"and prepare the dataset again: jaxdl data prepare {name}") from err
+
+
 def load_arrays(name: str, split: str, *, data_dir: str | None = None) -> tuple[np.ndarray, np.ndarray, dict]:
     """Reads a whole split into memory as features and labels.
 
@@ -423,7 +483,7 @@ def load_arrays(name: str, split: str, *, data_dir: str | None = None) -> tuple[
     xs, ys = [], []
     # One `__getitems__` call per chunk reads the records in one batched call.
     for start in range(0, len(src), _CHUNK):
-        examples = src.__getitems__(list(range(start, min(start + _CHUNK, len(src)))))
+        examples = read_records(src, list(range(start, min(start + _CHUNK, len(src)))), name, data_dir)
         try:
             xs.append(np.stack([e[key] for e in examples]).astype(np.float32))
         except ValueError:
@@ -540,6 +600,7 @@ class LazySplit:
 
     def __init__(self, name: str, split: str, *, data_dir: str | None = None, rows: np.ndarray | None = None):
         self._source = source(name, split, data_dir=data_dir)
+        self._name, self._data_dir = name, data_dir
         features = self._source.dataset_info.features
         self._key = _feature_key(name, features)
         self.feature_shape = tuple(features[self._key].shape)
@@ -550,7 +611,7 @@ class LazySplit:
 
     def read(self, indices: np.ndarray) -> dict:
         """The examples at `indices` (positions in this split), as a batch."""
-        records = self._source.__getitems__([int(i) for i in self.rows[np.asarray(indices)]])
+        records = read_records(self._source, [int(i) for i in self.rows[np.asarray(indices)]], self._name, self._data_dir)
         return {
             "x": np.stack([r[self._key] for r in records]).astype(np.float32),
             "y": np.asarray([r["label"] for r in records]).astype(np.int32),

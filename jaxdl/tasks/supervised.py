@@ -407,15 +407,25 @@ def build(cfg):
     options = step_options(cfg)
     if options["accumulate"] > 1 and privacy is not None:
         raise InputError("train.grad_accum_steps > 1 with DP-SGD (privacy.clip_norm) is not supported; use one of them")
+    named_loss = None if cfg.train.loss == "auto" else losses.get(cfg.train.loss, argument="train.loss")
     splits = data.load(
         cfg.data.name, data_dir=cfg.data.data_dir, csv_path=cfg.data.csv_path, label_column=cfg.data.label_column,
         csv_header=cfg.data.csv_header, csv_delimiter=cfg.data.csv_delimiter, test_fraction=cfg.data.test_fraction,
         validation_fraction=cfg.data.validation_fraction, split_seed=cfg.data.split_seed, scaling=cfg.data.scaling,
         one_hot=cfg.data.one_hot, in_memory_max_bytes=cfg.data.in_memory_max_mb << 20,
+        continuous_labels=named_loss is not None and named_loss.kind == "regression",
     )
     steps = tasks.steps_per_epoch(cfg, len(splits.train))
     info = splits.info
-    loss = losses.for_task(info.num_classes) if cfg.train.loss == "auto" else losses.get(cfg.train.loss, argument="train.loss")
+    loss = named_loss or losses.for_task(info.num_classes)
+    # A one-class training split is refused before the output layer is sized from it (splits read from TFDS
+    # files batch by batch carry their declared classes).
+    if isinstance(splits.train, data.ArrayDataset):
+        csv = cfg.data.csv_path is not None
+        losses.check_classes(
+            loss, splits.train.y,
+            argument=f"data.csv_path={cfg.data.csv_path!r}: the training split's labels" if csv else f"{info.name} training labels",
+            column=f"data.label_column={cfg.data.label_column!r}" if csv else "the dataset")
     num_outputs, head = losses.output_layer(loss, info.num_classes)
     if cfg.model.output != "auto":
         head = cfg.model.output
@@ -435,9 +445,13 @@ def build(cfg):
     params = sum(int(np.prod(leaf.shape)) for leaf in jax.tree.leaves(
         jax.eval_shape(lambda: module.init(jax.random.PRNGKey(0), jnp.zeros((1, *shape), jnp.float32)))["params"]))
     members = f"an ensemble of {cfg.ensemble.size} " if cfg.ensemble.size > 1 else ""
+    labels = f"; {info.labels_read_as}: regression with {loss.name}" if info.labels_read_as else ""
+    no_hidden = ""
+    if not module.hidden and isinstance(module, (models.MLP, models.CNN)):  # e.g. model.mlp.hidden='()'
+        no_hidden = " with no hidden layers" if isinstance(module, models.MLP) else " with no hidden dense layers"
     description = (
-        f"{summary}\n{info.name}: {len(splits.train)} train / {len(splits.test)} test examples, {features}; "
-        f"{members}{type(module).__name__} {widths} ({params:,} parameters{' each' if members else ''}); "
+        f"{summary}\n{info.name}: {len(splits.train)} train / {len(splits.test)} test examples, {features}{labels}; "
+        f"{members}{type(module).__name__} {widths}{no_hidden} ({params:,} parameters{' each' if members else ''}); "
         f"{cfg.optimizer.name}, {loss.name}, {cfg.train.epochs} epochs of {steps} steps at batch size "
         f"{cfg.train.batch_size}"
     )
