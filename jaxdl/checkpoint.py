@@ -33,14 +33,19 @@ from collections.abc import Sequence
 import flax.serialization
 import jax
 import numpy as np
-import orbax.checkpoint as ocp
-from orbax.checkpoint import checkpoint_managers as policies
 
 from jaxdl import metrics as metrics_lib, parallel
 from jaxdl.callbacks import Callback
 from jaxdl.errors import InputError, NonFiniteError
 from jaxdl.state import TrainState
 from jaxdl.writers import named_os_errors
+
+def _orbax():
+    """orbax.checkpoint, imported on first use: importing jaxdl does not pay for it (0.1 s)."""
+    import orbax.checkpoint as ocp
+
+    return ocp
+
 
 DIRECTORY = "checkpoints"
 DAMAGED = "damaged-checkpoints"
@@ -180,9 +185,9 @@ class Checkpointer:
                  async_save: bool = True, read_only: bool = False):
         self.directory = os.path.abspath(os.path.join(workdir, DIRECTORY))
         lowest_is_best = metrics_lib.lower_is_better(best_metric)
-        keep_policies = [policies.LatestN(n=keep)]
+        keep_policies = [_orbax().checkpoint_managers.LatestN(n=keep)]
         if keep_best:
-            keep_policies.append(policies.BestN(
+            keep_policies.append(_orbax().checkpoint_managers.BestN(
                 get_metric_fn=lambda metrics: metrics[best_metric], reverse=lowest_is_best, n=keep_best,
                 keep_checkpoints_without_metrics=False,
             ))
@@ -191,12 +196,13 @@ class Checkpointer:
         with _quiet_absl(read_only):  # orbax logs that a read-only manager will not save: that is the point
             self.manager = self._manager(keep_policies, async_save, read_only)
 
-    def _manager(self, keep_policies, async_save: bool, read_only: bool) -> ocp.CheckpointManager:
+    def _manager(self, keep_policies, async_save: bool, read_only: bool):
+        ocp = _orbax()
         return ocp.CheckpointManager(
             self.directory,
             item_handlers={"state": ocp.StandardCheckpointHandler(), "meta": ocp.JsonCheckpointHandler()},
             options=ocp.CheckpointManagerOptions(
-                preservation_policy=None if read_only else policies.AnyPreservationPolicy(keep_policies),
+                preservation_policy=None if read_only else ocp.checkpoint_managers.AnyPreservationPolicy(keep_policies),
                 enable_async_checkpointing=async_save and not read_only,
                 cleanup_tmp_directories=not read_only,  # a save that was cut off leaves nothing behind
                 read_only=read_only, create=not read_only, save_interval_steps=0 if read_only else 1,
@@ -228,7 +234,7 @@ class Checkpointer:
         with self._named_errors():
             self.manager.save(
                 step,
-                args=ocp.args.Composite(state=ocp.args.StandardSave(payload), meta=ocp.args.JsonSave(meta)),
+                args=_orbax().args.Composite(state=_orbax().args.StandardSave(payload), meta=_orbax().args.JsonSave(meta)),
                 metrics=metrics,
                 force=True,
             )
@@ -248,7 +254,7 @@ class Checkpointer:
 
     def meta(self, step: int) -> dict:
         """The JSON part of a checkpoint."""
-        return self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+        return self.manager.restore(step, args=_orbax().args.Composite(meta=_orbax().args.JsonRestore()))["meta"]
 
     def restore(self, step: int, state, totals: dict, *, callbacks: Sequence = ()) -> tuple[object, dict, dict]:
         """Restores checkpoint `step` into the structure (and placement) of `state` and `totals`; and the callbacks' state.
@@ -262,7 +268,7 @@ class Checkpointer:
         if "callbacks" in saved:  # e.g. early stopping's best state: the training state's structure
             target["callbacks"] = {key: state_tree(state) for key in saved["callbacks"]}
         check_structure(shapes(saved), shapes(target))
-        payload, meta = self._read(step, jax.tree.map(ocp.utils.to_shape_dtype_struct, target))
+        payload, meta = self._read(step, jax.tree.map(_orbax().utils.to_shape_dtype_struct, target))
         _restore_callbacks(callbacks, meta.get("callbacks") or [], payload.get("callbacks") or {}, state)
         return from_tree(state, payload["state"]), payload["totals"], meta
 
@@ -295,7 +301,7 @@ class Checkpointer:
         """Checkpoint `step`'s arrays restored as `abstract` says, checked against their fingerprint; and its meta."""
         try:
             restored = self.manager.restore(
-                step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore())
+                step, args=_orbax().args.Composite(state=_orbax().args.StandardRestore(abstract), meta=_orbax().args.JsonRestore())
             )
         except Exception as err:  # noqa: BLE001 -- truncated or unreadable files
             raise DamagedCheckpoint(f"its files cannot be read ({type(err).__name__}: {str(err)[:300]})") from err
@@ -487,7 +493,7 @@ def manifest(cfg_seed: int, *, experiment: str | None = None, command: list[str]
     return {
         "versions": {
             "jaxdl": __version__, "jax": jax.__version__, "jaxlib": jaxlib.__version__, "flax": flax.__version__,
-            "optax": optax.__version__, "orbax_checkpoint": ocp.__version__,
+            "optax": optax.__version__, "orbax_checkpoint": _orbax().__version__,
             "tensorflow_datasets": version("tensorflow-datasets"), "grain": version("grain"),
             "python": sys.version.split()[0],
         },

@@ -289,8 +289,9 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as err:  # noqa: BLE001 -- one line (and the traceback kept), not pages of frames
         if args.debug:
             raise
-        print(f"jaxdl: error: {failure_line(err)}", file=sys.stderr)
-        kept = _keep_traceback(getattr(args, "workdir", None) or _LAST_WORKDIR[0])
+        workdir = getattr(args, "workdir", None) or _LAST_WORKDIR[0]
+        print(f"jaxdl: error: {failure_line(err, workdir)}", file=sys.stderr)
+        kept = _keep_traceback(workdir)
         print(f"jaxdl: the full traceback is in {kept} (or rerun with --debug)" if kept else
               "jaxdl: rerun with --debug for the full traceback", file=sys.stderr)
         return 1
@@ -315,8 +316,11 @@ def _os_error(err: BaseException) -> tuple[int, str | None] | None:
     return None
 
 
-def failure_line(err: BaseException) -> str:
-    """One line for a failure: the file and the system's reason for an OS error anywhere in its causes, or the error."""
+def failure_line(err: BaseException, workdir: str | None = None) -> str:
+    """One line for a failure: the file and the system's reason for an OS error anywhere in its causes, or the error.
+
+    An OS error that names no file (a library's background writer) is placed in the run's `workdir`.
+    """
     seen, cause, found = set(), err, []
     while cause is not None and id(cause) not in seen:  # the error, what it was raised from or while handling
         seen.add(id(cause))
@@ -329,7 +333,7 @@ def failure_line(err: BaseException) -> str:
         what = "write"
         if path and ".orbax-checkpoint-tmp" in path:  # a checkpoint being written: name it, not its inner files
             path, what = path.split(".orbax-checkpoint-tmp")[0], "save the checkpoint"
-        where = f" {path}" if path else ""
+        where = f" {path}" if path else (f" in {workdir}" if workdir else "")
         return (f"cannot {what}{where}: {os.strerror(number)}; {_HINTS.get(number, 'fix that')}, then run the same "
                 "command again: it resumes from the last checkpoint that was written whole")
     if isinstance(err, (NonFiniteError, DataError)):

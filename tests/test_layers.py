@@ -52,3 +52,19 @@ def test_config_knows_no_task_and_the_trainer_no_model():
     assert not {d for d in graph["jaxdl.config"] if d.startswith("jaxdl.tasks")}
     for layer in ("jaxdl.loop", "jaxdl.feed", "jaxdl.parallel.compiled", "jaxdl.parallel.strategy"):
         assert not graph[layer] & {"jaxdl.models", "jaxdl.losses", "jaxdl.modules", "jaxdl.tasks.supervised"}, layer
+
+
+def test_importing_jaxdl_leaves_the_heavy_libraries_to_the_runs_that_use_them():
+    # TFDS, grain, orbax, matplotlib, scikit-learn and PIL cost 0.3 s to import: only loading data, the host
+    # pipeline, checkpoints and plots import them (benchmarks/startup.py times the whole command).
+    import subprocess
+    import sys
+
+    code = ("import sys, jaxdl; heavy = ('tensorflow_datasets', 'grain', 'orbax', 'matplotlib', 'sklearn', 'PIL', "
+            "'tensorstore'); print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+    from jaxdl.data import sources, tfds_source
+
+    assert sources.EMBEDDED == tuple(tfds_source.EMBEDDED)

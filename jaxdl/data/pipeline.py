@@ -16,7 +16,6 @@ import functools
 from collections.abc import Callable, Iterator
 from typing import Protocol
 
-import grain
 import numpy as np
 from absl import flags
 
@@ -110,6 +109,8 @@ class HostPipeline:
             start = (state["epoch"] - 1) * self.steps_per_epoch + state["step"]
             epoch = state["epoch"]
         stop = (last_epoch if last_epoch is not None else epoch) * self.steps_per_epoch
+        import grain  # imported where used: only the host pipeline needs it
+
         dataset = grain.MapDataset.range(start, stop).map(_ReadStep(self)).to_iter_dataset(
             grain.ReadOptions(num_threads=2, prefetch_buffer_size=4)
         )

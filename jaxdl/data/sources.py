@@ -11,11 +11,19 @@ import dataclasses
 
 import numpy as np
 
-from jaxdl.data import csv_source, tfds_source, transforms
+from jaxdl.data import csv_source, transforms
 from jaxdl.data.arrays import ArrayDataset, Scaler
 from jaxdl.errors import InputError
 
-EMBEDDED = tfds_source.EMBEDDED
+# The datasets that ship inside installed packages (jaxdl.data.tfds_source builds them as TFDS datasets).
+# Named here so that importing jaxdl does not import TFDS, which only loading data needs.
+EMBEDDED = ("breast_cancer", "digits", "iris", "wine", "colour_digits")
+
+
+def _tfds_source():
+    from jaxdl.data import tfds_source
+
+    return tfds_source
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,6 +129,7 @@ def load(
     validation_fraction = _check_fraction(validation_fraction, "data.validation_fraction", allow_zero=True)
     if csv_path is None and name == "csv":
         raise InputError("data.name='csv' needs a file: pass --config.data.csv_path=FILE")
+    tfds_source = _tfds_source()
     if csv_path is None and tfds_source.split_nbytes(name, "train", data_dir=data_dir) > in_memory_max_bytes:
         return _load_lazy(name, data_dir, test_fraction, validation_fraction, split_seed, scaling, one_hot)
     if csv_path is not None:
@@ -173,12 +182,13 @@ def load(
     )
 
 
-def _labels(split: tfds_source.LazySplit, chunk: int = 4096) -> np.ndarray:
+def _labels(split, chunk: int = 4096) -> np.ndarray:
     return np.concatenate([split.read(np.arange(i, min(i + chunk, len(split))))["y"] for i in range(0, len(split), chunk)])
 
 
 def _load_lazy(name, data_dir, test_fraction, validation_fraction, split_seed, scaling, one_hot) -> Splits:
     """Splits of a TFDS dataset read from its files batch by batch, never held in memory whole."""
+    tfds_source = _tfds_source()
     train = tfds_source.LazySplit(name, "train", data_dir=data_dir)
     info = train._source.dataset_info
     own = [s for s in ("test", "validation") if s in info.splits]
