@@ -7,8 +7,12 @@ os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 # Datasets prepared by the tests go to a fresh folder, never the user's ~/tensorflow_datasets.
 os.environ.setdefault("TFDS_DATA_DIR", tempfile.mkdtemp(prefix="jaxdl-tests-tfds-"))
-# The persistent compilation cache goes to a fresh folder too.
-os.environ.setdefault("XDG_CACHE_HOME", tempfile.mkdtemp(prefix="jaxdl-tests-cache-"))
+# The persistent compilation cache goes to a fresh folder too: one per pytest-xdist worker, so that two
+# workers never read an entry the other is still writing.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix=f"jaxdl-tests-cache-{os.environ['PYTEST_XDIST_WORKER']}-")
+else:
+    os.environ.setdefault("XDG_CACHE_HOME", tempfile.mkdtemp(prefix="jaxdl-tests-cache-"))
 # On a GPU, let test subprocesses allocate memory beside the test process.
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
