@@ -10,6 +10,7 @@
 """
 
 import argparse
+import contextlib
 import datetime
 import errno
 import logging
@@ -261,13 +262,29 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    if not args.debug:
-        # orbax logs each failure of its background threads with a traceback (and we report it once, below);
-        # warnings read as one line each.
-        logging.getLogger("absl").setLevel(logging.CRITICAL)
-        warnings.formatwarning = lambda message, category, *rest: f"jaxdl: warning: {message}\n"
-        # Callbacks of tensorstore's threads that find orbax's event loop closed after a failed save end here.
-        sys.unraisablehook = lambda unraisable: None
+    _LAST_WORKDIR[0] = None
+    with contextlib.nullcontext() if args.debug else _one_line_reports():
+        return _run(parser, args, extra, argv)
+
+
+@contextlib.contextmanager
+def _one_line_reports():
+    """For the length of one command (restored after, for a Python session that calls `main`): orbax's logged
+    tracebacks silenced (the failure is reported once, by `main`), warnings as one line each, and the
+    unraisable errors of tensorstore's threads that find orbax's event loop closed after a failed save dropped."""
+    absl = logging.getLogger("absl")
+    saved = absl.level, warnings.formatwarning, sys.unraisablehook
+    absl.setLevel(logging.CRITICAL)
+    warnings.formatwarning = lambda message, category, *rest: f"jaxdl: warning: {message}\n"
+    sys.unraisablehook = lambda unraisable: None
+    try:
+        yield
+    finally:
+        absl.setLevel(saved[0])
+        warnings.formatwarning, sys.unraisablehook = saved[1], saved[2]
+
+
+def _run(parser, args, extra, argv) -> int:
     try:
         if args.command in ("data", "eval", "predict", "runs"):
             if extra:
